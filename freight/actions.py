@@ -1,0 +1,257 @@
+"""Every state change of Warehouses and Freight. Each broadcasts its change on commit."""
+
+import logging
+from functools import partial
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from kargo_ui.actions import record_event
+from kargo_ui.conditions import condition, rfc3339, set_condition
+from kargo_ui.expressions import ExpressionError, evaluate
+from kargo_ui.live import broadcast_on_commit
+from kargo_ui.models import Project
+
+from .discovery import DiscoveryError, discover_git
+from .ids import freight_id, generate_alias
+from .models import Freight, Warehouse
+
+log = logging.getLogger(__name__)
+
+
+class FreightError(ValueError):
+    """A request about Freight that cannot be honoured; the message is for the user."""
+
+
+def do_create_freight(
+    project: Project,
+    origin_name: str,
+    *,
+    commits=(),
+    images=(),
+    charts=(),
+    artifacts=(),
+    alias: str = "",
+    actor: str,
+    discovered_at=None,
+) -> tuple[Freight, bool]:
+    """Create Freight by content (its name is Kargo's content hash). Returns (freight, created)."""
+    commits, images, charts, artifacts = list(commits), list(images), list(charts), list(artifacts)
+    name = freight_id(origin_name, commits, images, charts, artifacts)
+    existing = Freight.objects.filter(project=project, name=name).first()
+    if existing:
+        return existing, False
+    taken = set(Freight.objects.filter(project=project).values_list("alias", flat=True))
+    if alias and alias in taken:
+        raise FreightError(
+            f"alias {alias!r} is already used by other Freight in project {project.name}"
+        )
+    freight = Freight.objects.create(
+        project=project,
+        name=name,
+        alias=alias or generate_alias(taken),
+        origin_name=origin_name,
+        commits=commits,
+        images=images,
+        charts=charts,
+        artifacts=artifacts,
+        labels={"kargo.akuity.io/alias": alias} if alias else {},
+        discovered_at=discovered_at or timezone.now(),
+    )
+    if not freight.labels:
+        freight.labels = {"kargo.akuity.io/alias": freight.alias}
+        freight.save(update_fields=["labels"])
+    record_event(
+        project,
+        "FreightCreated",
+        actor,
+        f"Freight {freight.alias} created by Warehouse/{origin_name}",
+        f"Freight/{name}",
+    )
+    broadcast_on_commit(project.id, "freight", freight.id)
+    return freight, True
+
+
+def do_update_alias(freight: Freight, alias: str, actor: str) -> Freight:
+    if Freight.objects.filter(project=freight.project, alias=alias).exclude(id=freight.id).exists():
+        raise FreightError(f"alias {alias!r} is already used by other Freight")
+    old = freight.alias
+    freight.alias = alias
+    freight.labels = {**freight.labels, "kargo.akuity.io/alias": alias}
+    freight.save(update_fields=["alias", "labels"])
+    record_event(
+        freight.project,
+        "FreightAliasUpdated",
+        actor,
+        f"Freight alias {old} changed to {alias}",
+        f"Freight/{freight.name}",
+    )
+    broadcast_on_commit(freight.project_id, "freight", freight.id)
+    return freight
+
+
+def do_approve(freight: Freight, stage_name: str, actor: str) -> Freight:
+    """Kargo's manual approval: the Freight becomes available to the Stage regardless of upstream."""
+    with transaction.atomic():
+        freight = Freight.objects.select_for_update().get(id=freight.id)
+        approved = dict(freight.status.get("approvedFor", {}))
+        approved[stage_name] = {"approvedAt": rfc3339(timezone.now())}
+        freight.status = {**freight.status, "approvedFor": approved}
+        freight.save(update_fields=["status"])
+        record_event(
+            freight.project,
+            "FreightApproved",
+            actor,
+            f"Freight {freight.alias} approved for Stage {stage_name}",
+            f"Freight/{freight.name}",
+        )
+        broadcast_on_commit(freight.project_id, "freight", freight.id)
+    return freight
+
+
+def do_request_refresh(warehouse: Warehouse, actor: str) -> None:
+    from . import tasks
+
+    Warehouse.objects.filter(id=warehouse.id).update(refresh_requested_at=timezone.now())
+    record_event(
+        warehouse.project,
+        "WarehouseRefreshRequested",
+        actor,
+        f"Refresh of Warehouse {warehouse.name} requested",
+        f"Warehouse/{warehouse.name}",
+    )
+    broadcast_on_commit(warehouse.project_id, "warehouse", warehouse.id)
+    transaction.on_commit(partial(tasks.discover_warehouse.delay, warehouse.id))
+
+
+def discovery_due(warehouse: Warehouse, now) -> bool:
+    """Kargo discovers when never discovered, on refresh, on a spec change or when the interval elapsed."""
+    if warehouse.last_discovery_at is None or warehouse.refresh_requested_at is not None:
+        return True
+    if warehouse.status.get("observedGeneration") != warehouse.generation:
+        return True
+    interval = max(
+        parse_duration(warehouse.spec.get("interval", "5m0s")), settings.MIN_DISCOVERY_INTERVAL
+    )
+    return (now - warehouse.last_discovery_at).total_seconds() >= interval
+
+
+def parse_duration(text: str) -> float:
+    """Go-style durations as Kargo uses them: "5m0s", "1h30m", "90s", "1.5h"."""
+    import re
+
+    total = 0.0
+    for number, unit in re.findall(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)", text or ""):
+        total += float(number) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[unit]
+    return total
+
+
+def do_discover(warehouse_id: int) -> Freight | None:
+    """Run artifact discovery for a Warehouse and create Freight from the newest of every
+    subscription (Kargo's buildFreightFromLatestArtifacts). Failures land in the Warehouse's
+    conditions for the user to see; nothing is half-written."""
+    warehouse = Warehouse.objects.select_related("project").get(id=warehouse_id)
+    now = timezone.now()
+    refresh_token = warehouse.refresh_requested_at
+    status = dict(warehouse.status)
+    conditions = status.get("conditions", [])
+    discovered_git = []
+    latest_commits = []
+    error = ""
+    try:
+        for sub in warehouse.spec.get("subscriptions", []):
+            if "git" not in sub:
+                kind = next((k for k in sub if k != "name"), "unknown")
+                raise DiscoveryError(f"{kind} subscriptions are not supported yet by this server")
+            git = sub["git"]
+            expression = git.get("expressionFilter", "")
+            found = discover_git(
+                git,
+                settings.DATA_DIR / "git-cache",
+                expression_filter=(lambda env, e=expression: evaluate(e, env))
+                if expression
+                else None,
+            )
+            discovered_git.append(
+                {
+                    "repoURL": git["repoURL"],
+                    **({"subscriptionName": sub["name"]} if sub.get("name") else {}),
+                    "commits": [c.as_dict() for c in found],
+                }
+            )
+            if not found:
+                raise DiscoveryError(f"no commits of {git['repoURL']} match the subscription")
+            best = found[0]
+            commit = {
+                "repoURL": git["repoURL"],
+                "id": best.id,
+                **({"branch": best.branch} if best.branch else {}),
+                **({"tag": best.tag} if best.tag else {}),
+                **({"message": best.subject} if best.subject else {}),
+                **({"author": best.author} if best.author else {}),
+                **({"committer": best.committer} if best.committer else {}),
+                **({"subscriptionName": sub["name"]} if sub.get("name") else {}),
+            }
+            latest_commits.append(commit)
+    except (DiscoveryError, ExpressionError) as exc:
+        error = str(exc)
+
+    freight = None
+    with transaction.atomic():
+        if error:
+            conditions = set_condition(
+                conditions, condition("Healthy", False, "DiscoveryFailed", error, now)
+            )
+            conditions = set_condition(
+                conditions, condition("Ready", False, "DiscoveryFailed", error, now)
+            )
+        else:
+            status["discoveredArtifacts"] = {"discoveredAt": rfc3339(now), "git": discovered_git}
+            conditions = set_condition(
+                conditions,
+                condition("Healthy", True, "ArtifactsDiscovered", "Artifacts discovered", now),
+            )
+            if warehouse.spec.get("freightCreationPolicy", "Automatic") == "Automatic":
+                freight, created = do_create_freight(
+                    warehouse.project,
+                    warehouse.name,
+                    commits=latest_commits,
+                    actor=f"controller:warehouse/{warehouse.name}",
+                )
+                reason = "NewFreight" if created else "AlreadyExists"
+                conditions = set_condition(
+                    conditions,
+                    condition("FreightCreated", True, reason, f"Freight {freight.alias}", now),
+                )
+                status["lastFreightID"] = freight.name
+            conditions = set_condition(
+                conditions,
+                condition("Ready", True, "ArtifactsDiscovered", "Warehouse is ready", now),
+            )
+        status["conditions"] = conditions
+        status["observedGeneration"] = warehouse.generation
+        if refresh_token:
+            status["lastHandledRefresh"] = rfc3339(refresh_token)
+        # Clear the refresh request only if no newer one arrived while we were discovering.
+        Warehouse.objects.filter(id=warehouse.id).update(status=status, last_discovery_at=now)
+        Warehouse.objects.filter(id=warehouse.id, refresh_requested_at=refresh_token).update(
+            refresh_requested_at=None
+        )
+        broadcast_on_commit(warehouse.project_id, "warehouse", warehouse.id)
+    if error:
+        log.warning(
+            "discovery for warehouse %s/%s failed: %s",
+            warehouse.project.name,
+            warehouse.name,
+            error,
+        )
+    return freight
+
+
+def delete_guard(freight: Freight) -> None:
+    if freight.status.get("currentlyIn"):
+        stages = ", ".join(sorted(freight.status["currentlyIn"]))
+        raise FreightError(
+            f"Freight {freight.alias} is in use by Stage(s) {stages} and cannot be deleted"
+        )

@@ -1,0 +1,58 @@
+from django.db import models
+
+from kargo_ui.models import Project, Resource
+
+
+class Warehouse(Resource):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="warehouses")
+    # Set by a refresh request and cleared by the discovery that handled it (Kargo's refresh annotation).
+    refresh_requested_at = models.DateTimeField(null=True, blank=True)
+    last_discovery_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="warehouse_name_per_project")
+        ]
+
+
+class Freight(models.Model):
+    """Immutable bundle of artifact versions; only alias and status ever change."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="freight")
+    name = models.CharField(max_length=64)  # Kargo's content hash
+    alias = models.CharField(max_length=128)
+    origin_kind = models.CharField(max_length=32, default="Warehouse")
+    origin_name = models.CharField(max_length=253)
+    commits = models.JSONField(default=list, blank=True)
+    images = models.JSONField(default=list, blank=True)
+    charts = models.JSONField(default=list, blank=True)
+    artifacts = models.JSONField(default=list, blank=True)
+    labels = models.JSONField(default=dict, blank=True)
+    annotations = models.JSONField(default=dict, blank=True)
+    # Kargo's FreightStatus: currentlyIn, verifiedIn, approvedFor, metadata.
+    status = models.JSONField(default=dict, blank=True)
+    discovered_at = models.DateTimeField(db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-discovered_at", "-name"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="freight_name_per_project"),
+            models.UniqueConstraint(fields=["project", "alias"], name="freight_alias_per_project"),
+        ]
+
+    def __str__(self) -> str:
+        return self.alias or self.name
+
+    @property
+    def origin(self) -> dict:
+        return {"kind": self.origin_kind, "name": self.origin_name}
+
+    def reference(self) -> dict:
+        """Kargo's FreightReference: what a Stage's freightHistory and a Promotion record."""
+        ref = {"name": self.name, "origin": self.origin}
+        for key in ("commits", "images", "charts", "artifacts"):
+            if getattr(self, key):
+                ref[key] = getattr(self, key)
+        return ref

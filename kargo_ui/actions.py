@@ -1,0 +1,36 @@
+"""State changes of the core app. Each runs in the caller's transaction and broadcasts on commit."""
+
+from django.utils import timezone
+
+from .conditions import condition
+from .live import broadcast_on_commit
+from .models import Event, Membership, Project, ProjectConfig, Role
+
+
+def record_event(
+    project: Project | None, reason: str, actor: str, message: str, involved: str = ""
+) -> Event:
+    return Event.objects.create(
+        project=project, reason=reason, actor=actor, message=message, involved=involved
+    )
+
+
+def do_create_project(name: str, actor: str, labels=None, annotations=None) -> Project:
+    project = Project.objects.create(name=name, labels=labels or {}, annotations=annotations or {})
+    project.status = {
+        "conditions": [condition("Ready", True, "Synced", "Project is ready", timezone.now())]
+    }
+    project.save(update_fields=["status"])
+    ProjectConfig.objects.get_or_create(project=project, defaults={"name": name})
+    record_event(project, "ProjectCreated", actor, f"Project {name} created")
+    broadcast_on_commit(project.id, "project", project.id)
+    return project
+
+
+def do_set_membership(project: Project, user, role: str) -> Membership:
+    if role not in Role.values:
+        raise ValueError(f"unknown role {role!r}; use one of {', '.join(Role.values)}")
+    membership, _ = Membership.objects.update_or_create(
+        project=project, user=user, defaults={"role": role}
+    )
+    return membership

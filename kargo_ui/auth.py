@@ -1,0 +1,67 @@
+"""Authentication and project access rules: the only place that decides who may do what."""
+
+import ipaddress
+
+from django.conf import settings
+from django.contrib.auth.backends import ModelBackend
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest
+
+from .models import ROLE_RANK, Membership, Project, Role
+
+
+def is_loopback(request: HttpRequest | None) -> bool:
+    if request is None:
+        return False
+    addr = request.META.get("REMOTE_ADDR", "")
+    try:
+        return ipaddress.ip_address(addr).is_loopback
+    except ValueError:
+        return False
+
+
+class KargoBackend(ModelBackend):
+    """Django's password login, except that the seeded demo account works only in demo mode and
+    only for requests from loopback, so a demo database exposed by mistake does not let anyone in."""
+
+    def authenticate(self, request, username=None, password=None, **kwargs):
+        if username == settings.DEMO_USERNAME and not (settings.DEMO_MODE and is_loopback(request)):
+            return None
+        return super().authenticate(request, username=username, password=password, **kwargs)
+
+
+def role_in(user, project: Project) -> str | None:
+    """The user's Kargo project role, or None. Superusers act as admin everywhere."""
+    if not user.is_authenticated or not user.is_active:
+        return None
+    if user.is_superuser:
+        return Role.ADMIN
+    membership = Membership.objects.filter(project=project, user=user).only("role").first()
+    return membership.role if membership else None
+
+
+def has_role(role: str | None, needed: str) -> bool:
+    return role is not None and ROLE_RANK[role] >= ROLE_RANK[needed]
+
+
+def can_promote(role: str | None) -> bool:
+    return has_role(role, Role.PROMOTER)
+
+
+def get_project_for_user(user, name: str, needed: str = Role.VIEWER) -> tuple[Project, str]:
+    """The project and the user's role in it. Non-members get 404 (the project's existence is not
+    revealed); members without the needed role get 403."""
+    project = Project.objects.filter(name=name).first()
+    role = role_in(user, project) if project else None
+    if project is None or role is None:
+        raise Http404("No such project")
+    if not has_role(role, needed):
+        raise PermissionDenied(f"This needs the {needed} role in project {name}")
+    return project, role
+
+
+def projects_for_user(user):
+    qs = Project.objects.all()
+    if user.is_superuser:
+        return qs
+    return qs.filter(memberships__user=user)

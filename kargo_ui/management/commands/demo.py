@@ -1,0 +1,227 @@
+"""`manage.py demo`: seeds project kargo-demo with real local git repositories, so a person can
+promote Freight through test -> uat -> prod and watch the rendered manifests land on the
+stage/<name> branches. Safe to run again: existing repositories and objects are kept."""
+
+import os
+import subprocess
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+
+from kargo_ui import manifests
+from kargo_ui.actions import do_set_membership
+from kargo_ui.models import Project, Role
+
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "Demo Developer",
+    "GIT_AUTHOR_EMAIL": "dev@example.com",
+    "GIT_COMMITTER_NAME": "Demo Developer",
+    "GIT_COMMITTER_EMAIL": "dev@example.com",
+    "GIT_TERMINAL_PROMPT": "0",
+}
+
+BASE_FILES = {
+    "base/kustomization.yaml": "resources:\n- deployment.yaml\n- service.yaml\nimages:\n- name: demo/guestbook\n  newTag: placeholder\n",
+    "base/deployment.yaml": """apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: guestbook
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: guestbook}
+  template:
+    metadata:
+      labels: {app: guestbook}
+    spec:
+      containers:
+      - name: guestbook
+        image: demo/guestbook
+        ports:
+        - containerPort: 8080
+""",
+    "base/service.yaml": """apiVersion: v1
+kind: Service
+metadata:
+  name: guestbook
+spec:
+  selector: {app: guestbook}
+  ports:
+  - port: 80
+    targetPort: 8080
+""",
+}
+
+
+def stage_overlay(stage: str, replicas: int) -> str:
+    return f"""resources:
+- ../../base
+namespace: kargo-demo-{stage}
+patches:
+- target: {{kind: Deployment, name: guestbook}}
+  patch: |-
+    - op: replace
+      path: /spec/replicas
+      value: {replicas}
+"""
+
+
+def manifest_text(app_url: str, gitops_url: str) -> str:
+    stages = []
+    for name, source in (
+        ("test", "direct: true"),
+        ("uat", "stages: [test]"),
+        ("prod", "stages: [uat]"),
+    ):
+        stages.append(f"""---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Stage
+metadata:
+  name: {name}
+  namespace: kargo-demo
+spec:
+  requestedFreight:
+  - origin:
+      kind: Warehouse
+      name: guestbook
+    sources:
+      {source}
+  promotionTemplate:
+    spec:
+      vars:
+      - name: gitopsRepo
+        value: {gitops_url}
+      - name: appRepo
+        value: {app_url}
+      - name: imageRepo
+        value: demo/guestbook
+      - name: srcPath
+        value: ./src
+      - name: outPath
+        value: ./out
+      - name: targetBranch
+        value: stage/${{{{ ctx.stage }}}}
+      steps:
+      - uses: git-clone
+        config:
+          repoURL: ${{{{ vars.gitopsRepo }}}}
+          checkout:
+          - branch: main
+            path: ${{{{ vars.srcPath }}}}
+          - branch: stage/${{{{ ctx.stage }}}}
+            create: true
+            path: ${{{{ vars.outPath }}}}
+      - uses: git-clear
+        config:
+          path: ${{{{ vars.outPath }}}}
+      - uses: kustomize-set-image
+        as: update-image
+        config:
+          path: ${{{{ vars.srcPath }}}}/base
+          images:
+          - image: ${{{{ vars.imageRepo }}}}
+            tag: ${{{{ commitFrom(vars.appRepo).Tag }}}}
+      - uses: kustomize-build
+        config:
+          path: ${{{{ vars.srcPath }}}}/stages/${{{{ ctx.stage }}}}
+          outPath: ${{{{ vars.outPath }}}}/manifests.yaml
+      - uses: git-commit
+        as: commit
+        config:
+          path: ${{{{ vars.outPath }}}}
+          messageFromSteps:
+          - update-image
+      - uses: git-push
+        config:
+          path: ${{{{ vars.outPath }}}}
+          branch: ${{{{ vars.targetBranch }}}}
+""")
+    return f"""apiVersion: kargo.akuity.io/v1alpha1
+kind: Project
+metadata:
+  name: kargo-demo
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Warehouse
+metadata:
+  name: guestbook
+  namespace: kargo-demo
+spec:
+  interval: 30s
+  subscriptions:
+  - git:
+      repoURL: {app_url}
+      commitSelectionStrategy: SemVer
+      semverConstraint: ">=1.0.0"
+      discoveryLimit: 10
+""" + "".join(stages)
+
+
+def git(*args: str, cwd: Path) -> str:
+    return subprocess.run(
+        ["git", *args],
+        cwd=cwd,
+        env={**os.environ, **GIT_ENV},
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+
+
+def make_repo(bare: Path, work: Path, files_by_commit: list[tuple[str, dict, str]]) -> None:
+    """A bare repository built from commits of (message, files, tag)."""
+    git("init", "--quiet", "--bare", "--initial-branch=main", str(bare), cwd=bare.parent)
+    work.mkdir(parents=True, exist_ok=True)
+    git("init", "--quiet", "--initial-branch=main", cwd=work)
+    for message, files, tag in files_by_commit:
+        for rel, text in files.items():
+            (work / rel).parent.mkdir(parents=True, exist_ok=True)
+            (work / rel).write_text(text)
+        git("add", "-A", cwd=work)
+        git("commit", "--quiet", "-m", message, cwd=work)
+        if tag:
+            git("tag", "-a", tag, "-m", f"Release {tag}", cwd=work)
+    git("push", "--quiet", "--follow-tags", str(bare), "main", cwd=work)
+
+
+class Command(BaseCommand):
+    help = (
+        "Seed the kargo-demo project with local git repositories and a test -> uat -> prod pipeline"
+    )
+
+    def handle(self, *args, **opts):
+        root = settings.DATA_DIR / "demo"
+        repos = root / "repos"
+        repos.mkdir(parents=True, exist_ok=True)
+        app, gitops = repos / "guestbook-app.git", repos / "guestbook-gitops.git"
+        if not app.exists():
+            make_repo(
+                app,
+                root / "work" / "app",
+                [
+                    ("Initial guestbook", {"main.py": "print('guestbook 1.0.0')\n"}, "v1.0.0"),
+                    ("Add comments", {"main.py": "print('guestbook 1.1.0')\n"}, "v1.1.0"),
+                    ("Dark mode", {"main.py": "print('guestbook 1.2.0')\n"}, "v1.2.0"),
+                ],
+            )
+        if not gitops.exists():
+            files = dict(BASE_FILES)
+            for stage, replicas in (("test", 1), ("uat", 2), ("prod", 3)):
+                files[f"stages/{stage}/kustomization.yaml"] = stage_overlay(stage, replicas)
+            make_repo(
+                gitops, root / "work" / "gitops", [("GitOps base and stage overlays", files, "")]
+            )
+        text = manifest_text(app.as_uri(), gitops.as_uri())
+        (root / "kargo-demo.yaml").write_text(text)
+        for line in manifests.apply_text(text, str(root / "kargo-demo.yaml"), actor="demo-seed"):
+            self.stdout.write(line)
+        User = get_user_model()
+        user, created = User.objects.get_or_create(username=settings.DEMO_USERNAME)
+        if created:
+            user.set_password(settings.DEMO_USERNAME)
+            user.save()
+        do_set_membership(Project.objects.get(name="kargo-demo"), user, Role.ADMIN)
+        self.stdout.write(f"demo ready: app repo {app.as_uri()}, gitops repo {gitops.as_uri()}")

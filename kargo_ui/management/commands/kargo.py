@@ -1,0 +1,314 @@
+"""`manage.py kargo ...`: Kargo's CLI verbs against this server's database, with operator rights.
+Every change records who acted (--actor, default the OS user)."""
+
+import getpass
+import json
+import sys
+import time
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db.models import Q
+
+from kargo_ui import manifests
+
+
+def default_actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except Exception:
+        return "cli:unknown"
+
+
+class Command(BaseCommand):
+    help = "Kargo CLI verbs: apply, get, delete, promote, approve, refresh, verify"
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--actor", default=default_actor(), help="who is acting, recorded in events"
+        )
+        sub = parser.add_subparsers(dest="verb", required=True)
+
+        p = sub.add_parser("apply", help="create or update resources from Kargo YAML")
+        p.add_argument(
+            "-f", "--filename", action="append", required=True, help="FILE, DIR or - for stdin"
+        )
+        p.add_argument(
+            "--project", default="", help="project for documents without metadata.namespace"
+        )
+
+        p = sub.add_parser("get", help="export resources in Kargo's shape")
+        p.add_argument("kind")
+        p.add_argument("name", nargs="?")
+        p.add_argument("--project", default="")
+        p.add_argument("-o", "--output", choices=["yaml", "json", "table"], default="table")
+
+        p = sub.add_parser("delete", help="delete a resource")
+        p.add_argument("kind")
+        p.add_argument("name")
+        p.add_argument("--project", default="")
+
+        p = sub.add_parser("promote", help="promote Freight to a Stage")
+        p.add_argument("--project", required=True)
+        p.add_argument("--stage", required=True)
+        g = p.add_mutually_exclusive_group(required=True)
+        g.add_argument("--freight")
+        g.add_argument("--freight-alias")
+        g.add_argument(
+            "--warehouse",
+            help="promote the newest Freight of this Warehouse available to the Stage",
+        )
+        p.add_argument(
+            "--wait",
+            action="store_true",
+            help="wait for the promotion to finish; exit 0 only if it Succeeded",
+        )
+        p.add_argument("--timeout", type=float, default=600.0)
+
+        p = sub.add_parser("approve", help="approve Freight for a Stage")
+        p.add_argument("--project", required=True)
+        g = p.add_mutually_exclusive_group(required=True)
+        g.add_argument("--freight")
+        g.add_argument("--freight-alias")
+        p.add_argument("--stage", required=True)
+
+        p = sub.add_parser("refresh", help="refresh a Warehouse or Stage")
+        p.add_argument("kind", choices=["warehouse", "stage"])
+        p.add_argument("name")
+        p.add_argument("--project", required=True)
+        p.add_argument("--wait", action="store_true")
+        p.add_argument("--timeout", type=float, default=120.0)
+
+        p = sub.add_parser(
+            "verify", help="reverify a Stage's current Freight, or abort its verification"
+        )
+        p.add_argument("kind", choices=["stage"])
+        p.add_argument("name")
+        p.add_argument("--project", required=True)
+        p.add_argument("--abort", action="store_true")
+
+    def handle(self, *args, **opts):
+        verb = opts["verb"]
+        try:
+            getattr(self, f"do_{verb}")(opts)
+        except manifests.ManifestError as exc:
+            raise CommandError("\n".join(exc.errors)) from None
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+
+    # -------------------------------------------------------------- apply / get / delete
+
+    def do_apply(self, opts):
+        docs = []
+        for target in opts["filename"]:
+            for source, text in read_sources(target):
+                docs += manifests.load(text, source)
+        if not docs:
+            raise CommandError("no documents found")
+        for line in manifests.apply_docs(docs, opts["actor"], opts["project"]):
+            self.stdout.write(line)
+
+    def do_get(self, opts):
+        kind = manifests.resolve_kind(opts["kind"])
+        docs = manifests.export(kind, opts["project"] or None, opts["name"])
+        if opts["name"] and not docs:
+            raise CommandError(f'{kind} "{opts["name"]}" not found')
+        if opts["output"] == "yaml":
+            self.stdout.write(manifests.dump_yaml(docs), ending="")
+        elif opts["output"] == "json":
+            payload = (
+                docs[0] if opts["name"] else {"apiVersion": "v1", "kind": "List", "items": docs}
+            )
+            self.stdout.write(json.dumps(payload, indent=2))
+        else:
+            self.stdout.write(table(kind, docs))
+
+    def do_delete(self, opts):
+        from django.apps import apps
+
+        from freight.actions import FreightError, delete_guard
+
+        kind = manifests.resolve_kind(opts["kind"])
+        Model = apps.get_model(manifests.KINDS[kind][1])
+        qs = Model.objects.filter(name=opts["name"])
+        if kind not in manifests.CLUSTER_SCOPED and kind != "Project":
+            if not opts["project"]:
+                raise CommandError("--project is required for " + kind)
+            qs = qs.filter(project__name=opts["project"])
+        obj = qs.first()
+        if obj is None:
+            raise CommandError(f'{kind} "{opts["name"]}" not found')
+        if kind == "Freight":
+            try:
+                delete_guard(obj)
+            except FreightError as exc:
+                raise CommandError(str(exc)) from None
+        obj.delete()
+        self.stdout.write(f"{kind.lower()}/{opts['name']} deleted")
+
+    # -------------------------------------------------------------- promotions
+
+    def do_promote(self, opts):
+        from freight.models import Freight
+        from stages.actions import do_promote
+        from stages.models import Stage
+        from stages.queries import availability
+
+        stage = (
+            Stage.objects.select_related("project")
+            .filter(project__name=opts["project"], name=opts["stage"])
+            .first()
+        )
+        if stage is None:
+            raise CommandError(f"Stage {opts['stage']!r} not found in project {opts['project']!r}")
+        freight_qs = Freight.objects.filter(project=stage.project)
+        if opts["freight"]:
+            freight = freight_qs.filter(name=opts["freight"]).first()
+        elif opts["freight_alias"]:
+            freight = freight_qs.filter(alias=opts["freight_alias"]).first()
+        else:
+            freight = next(
+                (
+                    f
+                    for f in freight_qs.filter(origin_name=opts["warehouse"])
+                    if availability(stage, f)[0]
+                ),
+                None,
+            )
+        if freight is None:
+            raise CommandError("no such Freight (or none available to the Stage)")
+        promotion = do_promote(stage, freight, opts["actor"])
+        self.stdout.write(f"promotion/{promotion.name} created")
+        if opts["wait"]:
+            promotion = wait_for(
+                lambda: refreshed(promotion), lambda p: p.is_terminal, opts["timeout"], "promotion"
+            )
+            self.stdout.write(f"{promotion.phase}: {promotion.message}")
+            if promotion.phase != "Succeeded":
+                sys.exit(1)
+
+    def do_approve(self, opts):
+        from freight.actions import do_approve
+        from freight.models import Freight
+        from stages.models import Stage
+
+        lookup = Q(name=opts["freight"]) if opts["freight"] else Q(alias=opts["freight_alias"])
+        freight = Freight.objects.filter(lookup, project__name=opts["project"]).first()
+        if freight is None:
+            raise CommandError("no such Freight")
+        if not Stage.objects.filter(project__name=opts["project"], name=opts["stage"]).exists():
+            raise CommandError(f"Stage {opts['stage']!r} not found")
+        do_approve(freight, opts["stage"], opts["actor"])
+        self.stdout.write(f"freight/{freight.name} approved for stage/{opts['stage']}")
+
+    def do_refresh(self, opts):
+        if opts["kind"] == "warehouse":
+            from freight.actions import do_request_refresh
+            from freight.models import Warehouse
+
+            obj = Warehouse.objects.filter(project__name=opts["project"], name=opts["name"]).first()
+            if obj is None:
+                raise CommandError(f"Warehouse {opts['name']!r} not found")
+            do_request_refresh(obj, opts["actor"])
+            Model, done = Warehouse, (lambda w: w.refresh_requested_at is None)
+        else:
+            from stages.actions import do_refresh_stage
+            from stages.models import Stage
+
+            obj = Stage.objects.filter(project__name=opts["project"], name=opts["name"]).first()
+            if obj is None:
+                raise CommandError(f"Stage {opts['name']!r} not found")
+            do_refresh_stage(obj, opts["actor"])
+            Model = Stage
+
+            def done(s):
+                return s.status.get("lastHandledRefresh") == s.annotations.get(
+                    "kargo.akuity.io/refresh"
+                )
+
+        self.stdout.write(f"{opts['kind']}/{opts['name']} refresh requested")
+        if opts["wait"]:
+            obj = wait_for(lambda: Model.objects.get(id=obj.id), done, opts["timeout"], "refresh")
+            conditions = {c["type"]: c for c in obj.status.get("conditions", [])}
+            ready = conditions.get("Ready", {})
+            self.stdout.write(
+                f"refreshed: Ready={ready.get('status', 'Unknown')} {ready.get('message', '')}".rstrip()
+            )
+
+    def do_verify(self, opts):
+        from stages.actions import do_abort_verification, do_reverify
+        from stages.models import Stage
+
+        stage = Stage.objects.filter(project__name=opts["project"], name=opts["name"]).first()
+        if stage is None:
+            raise CommandError(f"Stage {opts['name']!r} not found")
+        if opts["abort"]:
+            do_abort_verification(stage, opts["actor"])
+            self.stdout.write(f"stage/{stage.name} verification abort requested")
+        else:
+            info = do_reverify(stage, opts["actor"])
+            self.stdout.write(f"stage/{stage.name} verification {info['phase']}")
+
+
+def refreshed(obj):
+    return type(obj).objects.get(id=obj.id)
+
+
+def wait_for(fetch, done, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while True:
+        obj = fetch()
+        if done(obj):
+            return obj
+        if time.monotonic() > deadline:
+            raise CommandError(
+                f"timed out after {timeout:.0f}s waiting for the {what}; is `manage.py serve` (or a worker) running?"
+            )
+        time.sleep(0.25)
+
+
+def read_sources(target: str):
+    if target == "-":
+        yield "<stdin>", sys.stdin.read()
+        return
+    path = Path(target)
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml", ".json"))
+        for f in files:
+            yield str(f), f.read_text()
+    elif path.exists():
+        yield str(path), path.read_text()
+    else:
+        raise CommandError(f"{target}: no such file or directory")
+
+
+def table(kind: str, docs: list[dict]) -> str:
+    rows = []
+    for d in docs:
+        meta = d["metadata"]
+        row = [meta.get("namespace", ""), meta["name"]] if "namespace" in meta else [meta["name"]]
+        status = d.get("status", {})
+        if kind == "Freight":
+            row += [d.get("alias", ""), f"{d['origin']['kind']}/{d['origin']['name']}"]
+        elif kind == "Stage":
+            from stages.queries import current_freight_names
+
+            row += [
+                ",".join(n[:7] for n in current_freight_names(status)) or "-",
+                (status.get("lastPromotion") or {}).get("status", {}).get("phase", "-"),
+            ]
+        elif kind == "Promotion":
+            row += [
+                d["spec"].get("stage", ""),
+                d["spec"].get("freight", "")[:7],
+                status.get("phase", ""),
+            ]
+        elif kind == "Warehouse":
+            row += [status.get("lastFreightID", "")[:7] or "-"]
+        rows.append(row)
+    if not rows:
+        return f"No {kind} resources found."
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "   ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=False)).rstrip() for r in rows
+    )

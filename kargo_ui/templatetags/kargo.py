@@ -1,0 +1,88 @@
+import yaml
+from django import template
+from django.utils import timezone
+from django.utils.timesince import timesince
+
+from kargo_ui.conditions import parse_rfc3339
+
+register = template.Library()
+
+
+@register.filter
+def short(value: str, n: int = 7) -> str:
+    return (value or "")[:n]
+
+
+@register.filter
+def toyaml(value) -> str:
+    if value in (None, {}, []):
+        return ""
+    return yaml.safe_dump(value, sort_keys=False, default_flow_style=False).rstrip()
+
+
+@register.filter
+def ago(value) -> str:
+    """'3 minutes ago' from a datetime or an RFC 3339 string."""
+    when = parse_rfc3339(value) if isinstance(value, str) else value
+    if not when:
+        return ""
+    return f"{timesince(when, timezone.now()).split(',')[0]} ago"
+
+
+@register.filter
+def step_duration(meta: dict) -> str:
+    start = parse_rfc3339(meta.get("startedAt", ""))
+    end = parse_rfc3339(meta.get("finishedAt", "")) or (timezone.now() if start else None)
+    if not start:
+        return ""
+    seconds = max(0, int((end - start).total_seconds()))
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+@register.filter
+def span(start, end) -> str:
+    if not start:
+        return ""
+    seconds = max(0, int(((end or timezone.now()) - start).total_seconds()))
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+@register.filter
+def phase_class(phase: str) -> str:
+    return {
+        "Succeeded": "ok",
+        "Successful": "ok",
+        "Ready": "ok",
+        "Healthy": "ok",
+        "Verified": "ok",
+        "Running": "run",
+        "Promoting": "run",
+        "Verifying": "run",
+        "Pending": "wait",
+        "Failed": "bad",
+        "Errored": "bad",
+        "Error": "bad",
+        "Aborted": "bad",
+        "Skipped": "skip",
+    }.get(phase or "", "unknown")
+
+
+@register.filter
+def artifact_label(freight) -> str:
+    """What a person recognises Freight by: a tag, else a short commit or image digest."""
+    for c in freight.commits:
+        if c.get("tag"):
+            return c["tag"]
+    for i in freight.images:
+        if i.get("tag"):
+            return i["tag"]
+    for c in freight.charts:
+        return c.get("version", "")
+    for c in freight.commits:
+        return c.get("id", "")[:7]
+    return freight.name[:7]
+
+
+@register.filter
+def get(mapping, key):
+    return (mapping or {}).get(key)

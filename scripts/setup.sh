@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Creates .venv with a Python >= 3.12 and installs the pinned dependencies.
+# Idempotent: reruns are cheap once requirements.txt is unchanged.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+find_python() {
+  local candidates=(python3.13 python3.12)
+  if command -v pyenv >/dev/null 2>&1; then
+    for v in "$(pyenv root)"/versions/3.13* "$(pyenv root)"/versions/3.12*; do
+      [ -x "$v/bin/python3" ] && candidates+=("$v/bin/python3")
+    done
+  fi
+  candidates+=(python3)
+  for c in "${candidates[@]}"; do
+    if command -v "$c" >/dev/null 2>&1 && "$c" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' 2>/dev/null; then
+      command -v "$c"; return 0
+    fi
+  done
+  return 1
+}
+
+if [ ! -x .venv/bin/python ]; then
+  PY=$(find_python) || { echo "error: kargo_ui needs Python >= 3.12; none found (tried python3.13, python3.12, pyenv versions, python3)" >&2; exit 1; }
+  echo "setup: creating .venv with $PY"
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.requirements.sha
+want=$(sha256sum requirements.txt | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  .venv/bin/python -m pip install --quiet --upgrade pip uv
+  .venv/bin/python -m uv pip install --quiet --python .venv/bin/python -r requirements.txt
+  echo "$want" > "$stamp"
+fi

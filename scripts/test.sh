@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# One command: set up and run the whole test suite (fast, integration and browser layers).
+# Installs Debian's Chromium when missing and starts Redis/PostgreSQL when they are not answering.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+if [ ! -x /usr/bin/chromium ]; then
+  echo "test: installing Debian's chromium for the browser tests"
+  as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+  echo "test: starting redis-server"
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no >/dev/null
+fi
+if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
+  echo "test: starting postgresql"
+  as_root pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
+fi
+
+export KARGO_NO_SKIPS=1
+.venv/bin/ruff check .
+status=0
+# Browser tests run in their own pytest process: pytest-playwright keeps an asyncio loop in the
+# main thread, which would break async_to_sync in the other tests.
+.venv/bin/python -m pytest -m "not e2e" "$@" || status=$?
+if [ "$status" = 0 ]; then
+  DJANGO_ALLOW_ASYNC_UNSAFE=true .venv/bin/python -m pytest -m e2e "$@" || status=$?
+fi
+exit "$status"

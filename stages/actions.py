@@ -1,0 +1,447 @@
+"""Every state change of Stages and Promotions. Each runs in a transaction and broadcasts on commit."""
+
+import json
+import uuid
+from functools import partial
+
+from django.db import transaction
+from django.utils import timezone
+from ulid import ULID
+
+from freight.ids import collection_id
+from freight.models import Freight
+from kargo_ui.actions import record_event
+from kargo_ui.conditions import condition, rfc3339, set_condition
+from kargo_ui.live import broadcast_on_commit
+
+from .models import Promotion, PromotionPhase, Stage
+from .queries import availability
+
+ABORT_ANNOTATION = "kargo.akuity.io/abort"
+
+
+class PromotionError(ValueError):
+    """A promotion request that cannot be honoured; the message is for the user."""
+
+
+def promotion_name(stage_name: str, freight_name: str) -> str:
+    """Kargo's `<stage>.<ULID>.<freight[:7]>`, lower case: name order is creation order."""
+    return f"{stage_name}.{str(ULID()).lower()}.{freight_name[:7]}"
+
+
+def inflate_steps(stage: Stage) -> list[dict]:
+    """The Stage's promotion template steps, with (Cluster)PromotionTask steps expanded into their
+    own steps (aliases `<task-alias>::<step-alias>`) as Kargo's promotion webhook does."""
+    from .models import ClusterPromotionTask, PromotionTask
+
+    steps = []
+    for i, step in enumerate(stage.steps):
+        if "task" not in step:
+            steps.append(step)
+            continue
+        ref = step["task"]
+        model = ClusterPromotionTask if ref.get("kind") == "ClusterPromotionTask" else PromotionTask
+        lookup = (
+            {"name": ref["name"]}
+            if model is ClusterPromotionTask
+            else {"name": ref["name"], "project": stage.project_id}
+        )
+        task = model.objects.filter(**lookup).first()
+        if task is None:
+            raise PromotionError(
+                f"step {i + 1} uses {ref.get('kind', 'PromotionTask')} {ref['name']}, which does not exist"
+            )
+        task_alias = step.get("as") or f"task-{i + 1}"
+        task_vars = {v["name"]: v.get("value") for v in task.spec.get("vars", [])}
+        task_vars.update({v["name"]: v.get("value") for v in step.get("vars", [])})
+        missing = [k for k, v in task_vars.items() if v is None]
+        if missing:
+            raise PromotionError(
+                f"step {task_alias} does not set required task vars: {', '.join(missing)}"
+            )
+        for j, inner in enumerate(task.spec.get("steps", [])):
+            inner_alias = inner.get("as") or f"step-{j + 1}"
+            steps.append(
+                {
+                    **inner,
+                    "as": f"{task_alias}::{inner_alias}",
+                    "vars": [{"name": k, "value": v} for k, v in task_vars.items()]
+                    + list(inner.get("vars", [])),
+                }
+            )
+    return steps
+
+
+def do_promote(stage: Stage, freight: Freight, actor: str) -> Promotion:
+    """Queue a Promotion of the Freight into the Stage (Kargo: create a Promotion resource)."""
+    if stage.project_id != freight.project_id:
+        raise PromotionError("Freight and Stage belong to different projects")
+    ok, reason = availability(stage, freight)
+    if not ok:
+        raise PromotionError(
+            f"Freight {freight.alias} is not available to Stage {stage.name}: {reason}"
+        )
+    if not stage.steps:
+        raise PromotionError(
+            f"Stage {stage.name} has no promotion steps (a control-flow Stage cannot be promoted to)"
+        )
+    from . import tasks
+
+    with transaction.atomic():
+        steps = inflate_steps(stage)
+        promotion = Promotion.objects.create(
+            project_id=stage.project_id,
+            stage=stage,
+            name=promotion_name(stage.name, freight.name),
+            freight_name=freight.name,
+            actor=actor,
+            labels={"kargo.akuity.io/stage": stage.name},
+            annotations={"kargo.akuity.io/create-actor": actor},
+            spec={
+                "stage": stage.name,
+                "freight": freight.name,
+                "vars": stage.spec.get("promotionTemplate", {}).get("spec", {}).get("vars", []),
+                "steps": steps,
+            },
+            status={"phase": "Pending", "freight": freight.reference()},
+            message="Waiting for the Stage to take this promotion",
+        )
+        record_event(
+            stage.project,
+            "PromotionCreated",
+            actor,
+            f"Promotion of Freight {freight.alias} to Stage {stage.name} created",
+            f"Promotion/{promotion.name}",
+        )
+        broadcast_on_commit(stage.project_id, "promotion", promotion.id)
+        transaction.on_commit(partial(tasks.start_next_promotion.delay, stage.id))
+    return promotion
+
+
+def do_start_next(stage_id: int) -> Promotion | None:
+    """Kargo's queue: one promotion at a time per Stage, FIFO by name. Marks the head Running and
+    returns it; the caller hands it to a worker once this commits."""
+    with transaction.atomic():
+        stage = Stage.objects.select_for_update().get(id=stage_id)
+        if Promotion.objects.filter(stage=stage, phase=PromotionPhase.RUNNING).exists():
+            return None
+        head = (
+            Promotion.objects.filter(stage=stage, phase=PromotionPhase.PENDING)
+            .order_by("name")
+            .first()
+        )
+        if head is None:
+            return None
+        now = timezone.now()
+        head.phase = PromotionPhase.RUNNING
+        head.started_at = now
+        head.heartbeat_at = None
+        head.message = ""
+        collection = target_collection(stage, head)
+        head.status = {
+            **head.status,
+            "phase": "Running",
+            "startedAt": rfc3339(now),
+            "currentStep": 0,
+            "freightCollection": collection,
+            "stepExecutionMetadata": [],
+            "state": {},
+        }
+        head.save(update_fields=["phase", "started_at", "heartbeat_at", "message", "status"])
+        status = dict(stage.status)
+        status["currentPromotion"] = {"name": head.name, "freight": head.status["freight"]}
+        status["conditions"] = set_condition(
+            status.get("conditions", []),
+            condition(
+                "Promoting", True, "ActivePromotion", f"Promotion {head.name} is running", now
+            ),
+        )
+        stage.status = status
+        stage.save(update_fields=["status"])
+        broadcast_on_commit(stage.project_id, "stage", stage.id)
+        broadcast_on_commit(stage.project_id, "promotion", head.id)
+    return head
+
+
+def target_collection(stage: Stage, promotion: Promotion) -> dict:
+    """Kargo's buildTargetFreightCollection: the promoted Freight plus the Stage's current Freight
+    of every other origin it requests."""
+    freight = promotion.status["freight"]
+    items = {}
+    history = stage.status.get("freightHistory") or []
+    if history:
+        items.update(history[0].get("items", {}))
+    items[f"{freight['origin']['kind']}/{freight['origin']['name']}"] = freight
+    return {"id": collection_id([i["name"] for i in items.values()]), "items": items}
+
+
+def do_step_progress(promotion: Promotion, fields: list[str]) -> None:
+    promotion.heartbeat_at = timezone.now()
+    promotion.save(update_fields=[*fields, "heartbeat_at"])
+    broadcast_on_commit(promotion.project_id, "promotion", promotion.id)
+
+
+def do_finish(promotion: Promotion, phase: str, message: str) -> None:
+    """Record a terminal promotion and update the Stage and Freight the way Kargo's controllers do."""
+    from . import tasks
+
+    now = timezone.now()
+    with transaction.atomic():
+        promotion.phase = phase
+        promotion.message = message
+        promotion.finished_at = now
+        promotion.status = {
+            **promotion.status,
+            "phase": phase,
+            "message": message,
+            "finishedAt": rfc3339(now),
+        }
+        promotion.save(update_fields=["phase", "message", "finished_at", "status"])
+
+        stage = Stage.objects.select_for_update().get(id=promotion.stage_id)
+        status = dict(stage.status)
+        status.pop("currentPromotion", None)
+        status["lastPromotion"] = {
+            "name": promotion.name,
+            "freight": promotion.status["freight"],
+            "status": {
+                "phase": phase,
+                "message": message,
+                "finishedAt": rfc3339(now),
+                "freightCollection": promotion.status.get("freightCollection"),
+            },
+            "finishedAt": rfc3339(now),
+        }
+        conditions = set_condition(
+            status.get("conditions", []),
+            condition(
+                "Promoting", False, f"LastPromotion{phase}", message or f"Promotion {phase}", now
+            ),
+        )
+        if phase == PromotionPhase.SUCCEEDED:
+            collection = dict(promotion.status["freightCollection"])
+            verification = new_verification(stage, promotion.actor, now)
+            collection["verificationHistory"] = [verification]
+            status["freightHistory"] = ([collection] + list(status.get("freightHistory") or []))[
+                :10
+            ]
+            conditions = set_condition(
+                conditions, condition("Healthy", True, "Healthy", "Stage is healthy", now)
+            )
+            verified = verification["phase"] == "Successful"
+            conditions = set_condition(
+                conditions,
+                condition(
+                    "Verified",
+                    verified,
+                    "Verified" if verified else "VerificationError",
+                    verification.get("message", "Freight verified"),
+                    now,
+                ),
+            )
+            conditions = set_condition(
+                conditions,
+                condition(
+                    "Ready",
+                    verified,
+                    "Verified" if verified else "VerificationError",
+                    "Stage is ready" if verified else verification["message"],
+                    now,
+                ),
+            )
+            move_freight(stage, collection, verified, now)
+        else:
+            conditions = set_condition(
+                conditions,
+                condition(
+                    "Ready", False, f"LastPromotion{phase}", message or f"Promotion {phase}", now
+                ),
+            )
+        status["conditions"] = conditions
+        stage.status = status
+        stage.save(update_fields=["status"])
+        reason = {
+            "Succeeded": "PromotionSucceeded",
+            "Failed": "PromotionFailed",
+            "Errored": "PromotionErrored",
+            "Aborted": "PromotionAborted",
+        }[phase]
+        record_event(
+            stage.project,
+            reason,
+            promotion.actor,
+            f"Promotion {promotion.name} {phase.lower()}: {message}",
+            f"Promotion/{promotion.name}",
+        )
+        broadcast_on_commit(stage.project_id, "promotion", promotion.id)
+        broadcast_on_commit(stage.project_id, "stage", stage.id)
+        transaction.on_commit(partial(tasks.start_next_promotion.delay, stage.id))
+
+
+def move_freight(stage: Stage, collection: dict, verified: bool, now) -> None:
+    """Update Freight status maps: the new collection is currently in the Stage (and verified in it
+    when verification succeeded); Freight that left the Stage records its soak time."""
+    from freight.actions import parse_duration
+    from kargo_ui.conditions import parse_rfc3339
+
+    names = [i["name"] for i in collection["items"].values()]
+    for freight in Freight.objects.select_for_update().filter(project_id=stage.project_id):
+        current = freight.status.get("currentlyIn", {})
+        if freight.name not in names and stage.name not in current:
+            continue
+        status = dict(freight.status)
+        currently_in = dict(current)
+        verified_in = dict(status.get("verifiedIn", {}))
+        if freight.name in names:
+            currently_in.setdefault(stage.name, {"since": rfc3339(now)})
+            if verified:
+                verified_in.setdefault(stage.name, {"verifiedAt": rfc3339(now)})
+        else:
+            since = parse_rfc3339(currently_in.pop(stage.name)["since"])
+            stay = (now - since).total_seconds()
+            if stage.name in verified_in:
+                longest = parse_duration(verified_in[stage.name].get("longestSoak", ""))
+                if stay > longest:
+                    verified_in[stage.name] = {
+                        **verified_in[stage.name],
+                        "longestSoak": f"{int(stay)}s",
+                    }
+        status["currentlyIn"] = currently_in
+        status["verifiedIn"] = verified_in
+        freight.status = status
+        freight.save(update_fields=["status"])
+        broadcast_on_commit(stage.project_id, "freight", freight.id)
+
+
+def do_abort(promotion: Promotion, actor: str) -> None:
+    """Kargo's abort annotation: a Pending promotion ends at once; a Running one stops before its
+    next step (the worker checks between steps)."""
+    with transaction.atomic():
+        promotion = Promotion.objects.select_for_update().get(id=promotion.id)
+        if promotion.is_terminal:
+            raise PromotionError(f"Promotion {promotion.name} already {promotion.phase}")
+        promotion.annotations = {
+            **promotion.annotations,
+            ABORT_ANNOTATION: json.dumps({"action": "terminate", "actor": actor}),
+        }
+        promotion.save(update_fields=["annotations"])
+        record_event(
+            promotion.project,
+            "PromotionAbortRequested",
+            actor,
+            f"Abort of Promotion {promotion.name} requested",
+            f"Promotion/{promotion.name}",
+        )
+        if promotion.phase == PromotionPhase.PENDING:
+            do_finish(promotion, PromotionPhase.ABORTED, f"Promotion terminated by {actor}")
+        broadcast_on_commit(promotion.project_id, "promotion", promotion.id)
+
+
+def do_refresh_stage(stage: Stage, actor: str) -> None:
+    from . import tasks
+
+    now = timezone.now()
+    Stage.objects.filter(id=stage.id).update(
+        annotations={**stage.annotations, "kargo.akuity.io/refresh": rfc3339(now)}
+    )
+    record_event(
+        stage.project,
+        "StageRefreshRequested",
+        actor,
+        f"Refresh of Stage {stage.name} requested",
+        f"Stage/{stage.name}",
+    )
+    transaction.on_commit(partial(tasks.refresh_stage.delay, stage.id))
+
+
+def do_handle_refresh(stage_id: int) -> None:
+    with transaction.atomic():
+        stage = Stage.objects.select_for_update().get(id=stage_id)
+        token = stage.annotations.get("kargo.akuity.io/refresh")
+        if token and stage.status.get("lastHandledRefresh") != token:
+            stage.status = {**stage.status, "lastHandledRefresh": token}
+            stage.save(update_fields=["status"])
+            broadcast_on_commit(stage.project_id, "stage", stage.id)
+    do_start_next(stage_id)
+
+
+def do_init_stage_status(stage: Stage) -> None:
+    """A new Stage has no Freight yet: Ready, with nothing to verify."""
+    now = timezone.now()
+    if stage.status.get("conditions"):
+        return
+    stage.status = {
+        **stage.status,
+        "conditions": [
+            condition("Ready", True, "NoFreight", "No Freight has been promoted yet", now)
+        ],
+        "freightHistory": stage.status.get("freightHistory", []),
+    }
+    stage.save(update_fields=["status"])
+
+
+def new_verification(stage: Stage, actor: str, now) -> dict:
+    """A VerificationInfo for the Stage's current Freight. Without spec.verification Kargo records
+    an immediate Successful verification; AnalysisTemplate verification is not available on this
+    server yet, so such Stages get Kargo's own answer for a controller without Argo Rollouts: Error."""
+    info = {
+        "id": str(uuid.uuid4()),
+        "actor": actor,
+        "startTime": rfc3339(now),
+        "finishTime": rfc3339(now),
+    }
+    if stage.spec.get("verification"):
+        return {
+            **info,
+            "phase": "Error",
+            "message": "Rollouts integration is disabled on this controller: cannot start verification",
+        }
+    return {**info, "phase": "Successful"}
+
+
+def do_reverify(stage: Stage, actor: str) -> dict:
+    """Kargo's reverify: a new verification of the Stage's current Freight."""
+    now = timezone.now()
+    with transaction.atomic():
+        stage = Stage.objects.select_for_update().get(id=stage.id)
+        history = list(stage.status.get("freightHistory") or [])
+        if not history:
+            raise PromotionError(f"Stage {stage.name} has no Freight to verify")
+        info = new_verification(stage, actor, now)
+        current = dict(history[0])
+        current["verificationHistory"] = ([info] + list(current.get("verificationHistory") or []))[
+            :10
+        ]
+        history[0] = current
+        ok = info["phase"] == "Successful"
+        conditions = set_condition(
+            stage.status.get("conditions", []),
+            condition(
+                "Verified",
+                ok,
+                "Verified" if ok else "VerificationError",
+                info.get("message", "Freight verified"),
+                now,
+            ),
+        )
+        stage.status = {**stage.status, "freightHistory": history, "conditions": conditions}
+        stage.save(update_fields=["status"])
+        record_event(
+            stage.project,
+            "FreightVerificationRequested",
+            actor,
+            f"Reverification of Stage {stage.name} requested",
+            f"Stage/{stage.name}",
+        )
+        broadcast_on_commit(stage.project_id, "stage", stage.id)
+    return info
+
+
+def do_abort_verification(stage: Stage, actor: str) -> None:
+    history = stage.status.get("freightHistory") or []
+    running = history and any(
+        v.get("phase") in ("Pending", "Running")
+        for v in history[0].get("verificationHistory", [])[:1]
+    )
+    if not running:
+        raise PromotionError(f"Stage {stage.name} has no verification in progress to abort")

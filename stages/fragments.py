@@ -1,0 +1,125 @@
+"""Context builders shared by the page views and the websocket consumer, so a pushed fragment is
+rendered by exactly the code that rendered the page."""
+
+from django.template.loader import render_to_string
+
+from freight.models import Freight
+from kargo_ui.auth import can_promote, role_in
+from kargo_ui.models import Project
+
+from . import queries
+from .graph import layout
+from .models import Promotion, Stage
+
+PAGE = "project.html"
+STAGE_COLORS = [
+    "#4f7cff",
+    "#12a150",
+    "#d97706",
+    "#c026d3",
+    "#0891b2",
+    "#dc2626",
+    "#65a30d",
+    "#7c3aed",
+]
+
+
+def page_context(project: Project, role: str, before=None) -> dict:
+    data = queries.pipeline(project, before=before)
+    graph = layout(data.warehouses, data.stages)
+    colors = {v.stage.name: STAGE_COLORS[i % len(STAGE_COLORS)] for i, v in enumerate(data.stages)}
+    holders: dict[str, list[str]] = {}
+    for view in data.stages:
+        for f in view.current:
+            holders.setdefault(f.name, []).append(view.stage.name)
+    timeline = [(f, [(s, colors[s]) for s in holders.get(f.name, [])]) for f in data.freight]
+    return {
+        "project": project,
+        "role": role,
+        "can_promote": can_promote(role),
+        "graph": graph,
+        "colors": colors,
+        "timeline": timeline,
+        "freight_total": data.freight_total,
+        "freight_more": data.freight_total > len(data.freight) and before is None,
+        "oldest": data.freight[-1].discovered_at if data.freight else None,
+    }
+
+
+def stage_context(project: Project, stage: Stage, role: str) -> dict:
+    _, promotions = queries.stage_detail(project, stage.name)
+    names = queries.current_freight_names(stage.status)
+    current = list(Freight.objects.filter(project=project, name__in=names)) if names else []
+    return {
+        "stage": stage,
+        "stage_phase": queries.stage_phase(stage),
+        "stage_current": current,
+        "stage_promotions": promotions,
+        "stage_candidates": queries.promotable_freight(stage),
+        "can_promote": can_promote(role),
+    }
+
+
+def freight_context(project: Project, freight: Freight, role: str) -> dict:
+    stages = [
+        (s, *queries.availability(s, freight))
+        for s in Stage.objects.filter(project=project)
+        if queries.request_for(s, freight.origin_name) is not None
+    ]
+    return {"freight": freight, "freight_stages": stages, "can_promote": can_promote(role)}
+
+
+def promotion_context(promotion: Promotion, role: str) -> dict:
+    steps = promotion.spec.get("steps", [])
+    meta = {m["alias"]: m for m in promotion.status.get("stepExecutionMetadata", [])}
+    state = promotion.status.get("state", {})
+    rows = []
+    for i, step in enumerate(steps):
+        alias = step.get("as") or f"step-{i + 1}"
+        m = meta.get(alias, {})
+        rows.append(
+            {
+                "index": i + 1,
+                "alias": alias,
+                "uses": step.get("uses", ""),
+                "meta": m,
+                "output": state.get(alias),
+            }
+        )
+    done = sum(
+        1 for r in rows if r["meta"].get("status") in ("Succeeded", "Skipped", "Failed", "Errored")
+    )
+    return {
+        "promotion": promotion,
+        "promotion_steps": rows,
+        "promotion_done": done,
+        "can_promote": can_promote(role),
+    }
+
+
+def render_change(project: Project, user, kind: str, obj_id: int) -> str:
+    """The fragments a page needs after a change, each swapped out-of-band by its id."""
+    role = role_in(user, project)
+    if role is None:
+        return ""
+    ctx = page_context(project, role)
+    parts = [render_to_string(f"{PAGE}#pipeline", ctx), render_to_string(f"{PAGE}#timeline", ctx)]
+    stage = None
+    if kind == "promotion":
+        promotion = (
+            Promotion.objects.select_related("stage").filter(project=project, id=obj_id).first()
+        )
+        if promotion:
+            parts.append(
+                render_to_string(
+                    f"{PAGE}#promotion-drawer", {**ctx, **promotion_context(promotion, role)}
+                )
+            )
+            stage = promotion.stage
+    elif kind == "stage":
+        stage = Stage.objects.filter(project=project, id=obj_id).first()
+    if stage is not None:
+        parts.append(
+            render_to_string(f"{PAGE}#stage-drawer", {**ctx, **stage_context(project, stage, role)})
+        )
+    return "\n".join(parts)

@@ -1,0 +1,167 @@
+"""Read paths of Stages and Promotions, tuned for the pages: the only place joins are decided."""
+
+from dataclasses import dataclass, field
+
+from django.utils import timezone
+
+from freight.actions import parse_duration
+from freight.models import Freight, Warehouse
+from kargo_ui.conditions import get_condition, parse_rfc3339
+from kargo_ui.models import Project
+
+from .models import Promotion, PromotionPhase, Stage
+
+
+def request_for(stage: Stage, origin_name: str) -> dict | None:
+    return next(
+        (
+            r
+            for r in stage.spec.get("requestedFreight", [])
+            if r.get("origin", {}).get("name") == origin_name
+        ),
+        None,
+    )
+
+
+def availability(stage: Stage, freight: Freight, now=None) -> tuple[bool, str]:
+    """Kargo's Stage.IsFreightAvailable, with the reason a person needs when it says no."""
+    request = request_for(stage, freight.origin_name)
+    if request is None:
+        return (
+            False,
+            f"Stage {stage.name} does not request Freight from Warehouse {freight.origin_name}",
+        )
+    if stage.name in freight.status.get("approvedFor", {}):
+        return True, "approved"
+    sources = request.get("sources", {})
+    if sources.get("direct"):
+        return True, "direct from the Warehouse"
+    upstreams = sources.get("stages") or []
+    if not upstreams:
+        return False, f"Stage {stage.name} lists no source for Warehouse {freight.origin_name}"
+    soak = parse_duration(sources.get("requiredSoakTime", ""))
+    now = now or timezone.now()
+    verified = freight.status.get("verifiedIn", {})
+    ok = [u for u in upstreams if u in verified and soaked_for(freight, u, now) >= soak]
+    if sources.get("availabilityStrategy") == "All":
+        if len(ok) == len(upstreams):
+            return True, "verified in every upstream Stage"
+        missing = ", ".join(u for u in upstreams if u not in ok)
+        return False, f"not yet verified{' and soaked' if soak else ''} in {missing}"
+    if ok:
+        return True, f"verified in {ok[0]}"
+    return False, f"not yet verified{' and soaked' if soak else ''} in {' or '.join(upstreams)}"
+
+
+def soaked_for(freight: Freight, stage_name: str, now) -> float:
+    """Kargo's GetLongestSoak: the longest continuous stay in the Stage, including the current one."""
+    longest = 0.0
+    info = freight.status.get("verifiedIn", {}).get(stage_name, {})
+    if info.get("longestSoak"):
+        longest = parse_duration(info["longestSoak"])
+    current = freight.status.get("currentlyIn", {}).get(stage_name)
+    if current and current.get("since"):
+        longest = max(longest, (now - parse_rfc3339(current["since"])).total_seconds())
+    return longest
+
+
+def stage_phase(stage: Stage) -> str:
+    """The phase Kargo's UI derives from conditions (getStagePhase)."""
+    conditions = stage.status.get("conditions", [])
+    promoting = get_condition(conditions, "Promoting")
+    if promoting and promoting["status"] == "True":
+        return "Promoting"
+    verified = get_condition(conditions, "Verified")
+    if verified and verified["status"] == "Unknown":
+        return "Verifying"
+    ready = get_condition(conditions, "Ready")
+    if ready and ready["status"] == "False":
+        return "Failed"
+    if ready and ready["status"] == "True":
+        return "Ready"
+    return "Unknown"
+
+
+def current_freight_names(status: dict) -> list[str]:
+    history = status.get("freightHistory") or []
+    if not history:
+        return []
+    return [item["name"] for item in history[0].get("items", {}).values()]
+
+
+@dataclass
+class StageView:
+    stage: Stage
+    phase: str
+    current: list[Freight]
+    active: Promotion | None
+    pending: int
+    upstream: list[str] = field(default_factory=list)
+    warehouses: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PipelineData:
+    project: Project
+    stages: list[StageView]
+    warehouses: list[Warehouse]
+    freight: list[Freight]
+    freight_total: int
+    freight_by_name: dict[str, Freight]
+
+
+def pipeline(project: Project, freight_limit: int = 60, before=None) -> PipelineData:
+    """Everything the pipeline page shows, in a fixed number of queries whatever the size."""
+    stages = list(Stage.objects.filter(project=project))
+    warehouses = list(Warehouse.objects.filter(project=project))
+    freight_qs = Freight.objects.filter(project=project)
+    total = freight_qs.count()
+    page_qs = freight_qs.filter(discovered_at__lt=before) if before else freight_qs
+    freight_page = list(page_qs[:freight_limit])
+    # Freight a Stage currently holds may be older than the timeline page: fetch it too.
+    wanted = {n for s in stages for n in current_freight_names(s.status)} - {
+        f.name for f in freight_page
+    }
+    extra = list(Freight.objects.filter(project=project, name__in=wanted)) if wanted else []
+    by_name = {f.name: f for f in freight_page + extra}
+    open_promotions = Promotion.objects.filter(
+        project=project, phase__in=[PromotionPhase.PENDING, PromotionPhase.RUNNING]
+    ).only("id", "name", "stage_id", "phase", "freight_name", "status", "project_id")
+    active: dict[int, Promotion] = {}
+    pending: dict[int, int] = {}
+    for promo in open_promotions:
+        if promo.phase == PromotionPhase.RUNNING:
+            active[promo.stage_id] = promo
+        else:
+            pending[promo.stage_id] = pending.get(promo.stage_id, 0) + 1
+    views = [
+        StageView(
+            stage=s,
+            phase=stage_phase(s),
+            current=[by_name[n] for n in current_freight_names(s.status) if n in by_name],
+            active=active.get(s.id),
+            pending=pending.get(s.id, 0),
+            upstream=s.upstream_names,
+            warehouses=s.warehouse_names,
+        )
+        for s in stages
+    ]
+    return PipelineData(project, views, warehouses, freight_page, total, by_name)
+
+
+def stage_detail(project: Project, name: str) -> tuple[Stage, list[Promotion]] | None:
+    stage = Stage.objects.filter(project=project, name=name).first()
+    if stage is None:
+        return None
+    promotions = list(Promotion.objects.filter(stage=stage).order_by("-name").defer("spec")[:20])
+    return stage, promotions
+
+
+def promotable_freight(stage: Stage, limit: int = 30) -> list[tuple[Freight, bool, str]]:
+    """The newest Freight of the Stage's origins with whether each may be promoted now and why."""
+    origins = [r["origin"]["name"] for r in stage.spec.get("requestedFreight", [])]
+    now = timezone.now()
+    return [
+        (f, *availability(stage, f, now))
+        for f in Freight.objects.filter(project=stage.project_id, origin_name__in=origins)[:limit]
+    ]

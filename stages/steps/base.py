@@ -1,0 +1,229 @@
+"""Shared plumbing for promotion steps: context, result, errors, the Step base
+class, the step registry and a subprocess helper.
+
+A promotion runs its steps inside one private working directory. Everything a
+step reads or writes must stay inside that directory, so every path taken from a
+step's config goes through ``StepContext.path`` and every subprocess runs with a
+``cwd`` inside it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pydantic
+from pydantic import BaseModel, ConfigDict
+
+
+class StepError(Exception):
+    """A technical error: the promotion engine marks the step Errored."""
+
+
+def _default_git_author() -> dict:
+    return {"name": "Kargo", "email": "no-reply@kargo.io"}
+
+
+@dataclass
+class StepContext:
+    work_dir: Path
+    project: str
+    stage: str
+    promotion: str
+    actor: str
+    # The target FreightCollection: [{name, origin, commits, images, charts}].
+    freight: list[dict] = field(default_factory=list)
+    # Outputs of earlier steps, keyed by step alias.
+    outputs: dict[str, dict] = field(default_factory=dict)
+    git_author: dict = field(default_factory=_default_git_author)
+
+    def path(self, rel: str | os.PathLike) -> Path:
+        """Resolve ``rel`` against the work dir and refuse anything that lands
+        outside it (absolute paths elsewhere, ``..`` escapes, symlinks that
+        point out). The returned path is fully resolved, so callers act on the
+        real location that was checked."""
+        root = Path(self.work_dir).resolve()
+        raw = os.fspath(rel)
+        candidate = Path(raw)
+        if not candidate.is_absolute():
+            candidate = root / candidate
+        # resolve() follows every symlink that exists along the way; the
+        # non-existent tail (a file about to be created) is kept as written.
+        try:
+            resolved = candidate.resolve()
+        except (ValueError, OSError) as exc:  # e.g. an embedded NUL byte
+            raise StepError(f"invalid path {raw!r}: {exc}") from None
+        if resolved != root and not resolved.is_relative_to(root):
+            raise StepError(f"path {raw!r} escapes the work directory")
+        return resolved
+
+
+@dataclass
+class StepResult:
+    status: str = "Succeeded"  # Succeeded | Failed
+    outputs: dict = field(default_factory=dict)
+    message: str = ""
+
+
+class StepModel(BaseModel):
+    """Base for step config models: unknown fields are rejected (like the JSON
+    schemas' additionalProperties: false) and types are not coerced (a JSON
+    schema "boolean" does not accept the string "true")."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+def git_ref_name(value: str | None) -> str | None:
+    """Validator for branch/tag/commit names: one starting with "-" would be
+    read by git as an option (and is never a valid ref name anyway)."""
+    if value and value.startswith("-"):
+        raise ValueError(f"{value!r} is not a valid git ref name")
+    return value
+
+
+def _format_loc(loc: tuple) -> str:
+    out = "config"
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}"
+    return out
+
+
+def _format_error(err: dict) -> str:
+    kind = err.get("type")
+    if kind == "extra_forbidden":
+        reason = "unknown field"
+    elif kind == "missing":
+        reason = "field required"
+    else:
+        reason = err.get("msg", "invalid value")
+        # pydantic prefixes messages raised from validators; drop the noise.
+        reason = reason.removeprefix("Value error, ")
+    return f"{_format_loc(err.get('loc', ()))}: {reason}"
+
+
+class Step:
+    name: ClassVar[str]
+    Config: ClassVar[type[BaseModel]]
+
+    @classmethod
+    def validate(cls, raw: dict) -> Any:
+        """Validate an (already expression-evaluated) config; report every
+        invalid field as ``config.<path>: <reason>``."""
+        if not isinstance(raw, dict):
+            raise StepError("config: must be an object")
+        try:
+            return cls.Config.model_validate(raw)
+        except pydantic.ValidationError as exc:
+            messages = [_format_error(err) for err in exc.errors()]
+            raise StepError("; ".join(messages)) from None
+
+    def run(self, ctx: StepContext, config: Any) -> StepResult:
+        raise NotImplementedError
+
+
+# --- registry ------------------------------------------------------------------
+# Lives here (not in __init__) so step modules can import it without a cycle.
+
+# Maps a step name to its Step class. Classes (not instances) are stored because
+# the promotion engine calls ``impl.validate(raw)`` and then ``impl().run(...)``.
+STEPS: dict[str, type[Step]] = {}
+
+
+def register(cls: type[Step]) -> type[Step]:
+    """Class decorator: make a step available under its ``name``."""
+    if cls.name in STEPS and STEPS[cls.name] is not cls:
+        raise ValueError(f"step {cls.name!r} registered twice")
+    STEPS[cls.name] = cls
+    return cls
+
+
+# --- subprocesses --------------------------------------------------------------
+
+_CREDENTIALS_IN_URL = re.compile(r"(://)[^/@\s]+@")
+
+
+def redact(text: str) -> str:
+    """Hide user:password in URLs before text reaches a step message."""
+    return _CREDENTIALS_IN_URL.sub(r"\1***@", text)
+
+
+def tail(text: str, lines: int = 15, chars: int = 2000) -> str:
+    text = "\n".join(text.strip().splitlines()[-lines:])
+    return text[-chars:]
+
+
+def subprocess_env() -> dict[str, str]:
+    env = dict(os.environ)
+    # Never wait for a human: no username/password prompt, no ssh host-key or
+    # passphrase prompt. A missing credential must fail fast.
+    env["GIT_TERMINAL_PROMPT"] = "0"
+    env.setdefault("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")
+    # Only plain transports: no ext:: (runs commands) or other helpers, also
+    # for submodules. file is allowed for local mirrors.
+    env.setdefault("GIT_ALLOW_PROTOCOL", "file:git:http:https:ssh")
+    # English messages: git-push recognises rejections by their wording.
+    env["LC_ALL"] = "C"
+    env.pop("LANGUAGE", None)
+    return env
+
+
+def run_command(
+    ctx: StepContext,
+    args: list[str],
+    *,
+    cwd: Path,
+    timeout: float = 120,
+    check: bool = True,
+    input: str | None = None,
+) -> subprocess.CompletedProcess:
+    """Run a program (argument list, never a shell) inside the work dir."""
+    cwd = ctx.path(cwd)
+    display = " ".join(args[:2])
+    try:
+        proc = subprocess.run(
+            args,
+            cwd=cwd,
+            env=subprocess_env(),
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    except FileNotFoundError:
+        raise StepError(f"{args[0]} is not installed on this machine") from None
+    except subprocess.TimeoutExpired:
+        raise StepError(f"{display} timed out after {timeout:g}s") from None
+    if check and proc.returncode != 0:
+        detail = tail(proc.stderr or proc.stdout) or f"exit code {proc.returncode}"
+        raise StepError(f"{display} failed: {redact(detail)}")
+    return proc
+
+
+def git(
+    ctx: StepContext,
+    cwd: Path,
+    *args: str,
+    timeout: float = 120,
+    check: bool = True,
+    input: str | None = None,
+) -> str:
+    """Run git and return its stripped stdout."""
+    proc = run_command(ctx, ["git", *args], cwd=cwd, timeout=timeout, check=check, input=input)
+    return proc.stdout.strip()
+
+
+def worktree_path(ctx: StepContext, rel: str) -> Path:
+    """Resolve a config path that must name a git working tree."""
+    path = ctx.path(rel)
+    if not path.is_dir():
+        raise StepError(f"{rel}: no such directory")
+    if not (path / ".git").exists():
+        raise StepError(f"{rel}: not a git working tree (run git-clone first)")
+    return path

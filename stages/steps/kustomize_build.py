@@ -1,0 +1,166 @@
+"""kustomize-build: render a Kustomization with ``kubectl kustomize`` and write
+the manifests to ``outPath``.
+
+Output layout follows Kargo (pkg/promotion/runner/builtin/kustomize_builder.go):
+an ``outPath`` ending in ``.yaml``/``.yml`` gets all resources in one file;
+otherwise it is a directory with one file per resource, named
+``[namespace-]kind-name.yaml`` (outputFormat ``kargo``, the default) or
+``[namespace_]group_version_kind_name.yaml`` (``kustomize``, the naming of
+``kustomize build -o dir/``; namespace only when several are present), all
+lower-cased.
+
+Containment: Kargo runs kustomize on a filesystem chrooted to the work dir. We
+run the kubectl binary instead, so (1) kustomize keeps its default
+LoadRestrictionsRootOnly (files such as patches must live under their
+kustomization's directory) and (2) before building, every local
+resources/components/bases entry is followed and must stay inside the work dir.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import Field
+
+from .base import Step, StepContext, StepError, StepModel, StepResult, register, run_command, tail
+from .kustomize_set_image import KUSTOMIZATION_FILES
+
+_REMOTE = re.compile(
+    r"^(?:[a-z][a-z0-9+.-]*://|git@|github\.com/|gitlab\.com/|bitbucket\.org/)", re.I
+)
+_KLOG_ERR = re.compile(r'err="((?:[^"\\]|\\.)*)"')
+
+
+class HelmPlugin(StepModel):
+    api_versions: list[str] | None = Field(None, alias="apiVersions")
+    kube_version: str | None = Field(None, alias="kubeVersion")
+
+
+class Plugin(StepModel):
+    helm: HelmPlugin | None = None
+
+
+class KustomizeBuildConfig(StepModel):
+    path: str = Field(min_length=1)
+    out_path: str = Field(alias="outPath", min_length=1)
+    output_format: Literal["kargo", "kustomize"] | None = Field(None, alias="outputFormat")
+    plugin: Plugin | None = None
+
+
+def check_local_references(
+    ctx: StepContext, directory: Path, seen: set[Path] | None = None
+) -> None:
+    """Refuse kustomizations whose local resources/components/bases point
+    outside the work dir (kustomize itself would happily follow them)."""
+    seen = set() if seen is None else seen
+    if directory in seen:
+        return
+    seen.add(directory)
+    files = [directory / n for n in KUSTOMIZATION_FILES if (directory / n).is_file()]
+    if not files:
+        return  # kustomize reports the missing file itself
+    try:
+        document = yaml.safe_load(files[0].read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError):
+        return  # kustomize reports the parse error itself, in its own words
+    if not isinstance(document, dict):
+        return
+    for field in ("resources", "components", "bases"):
+        entries = document.get(field) or []
+        if not isinstance(entries, list):
+            continue
+        for entry in entries:
+            if not isinstance(entry, str) or _REMOTE.match(entry):
+                continue
+            target = ctx.path(directory / entry)  # raises if it escapes
+            if target.is_dir():
+                check_local_references(ctx, target, seen)
+
+
+def kustomize_error(stderr: str, work_dir: Path) -> str:
+    """kubectl logs errors as klog lines (`E1127 ... "command failed" err="..."`);
+    show the err text, without the host's work dir prefix."""
+    messages = []
+    for raw in _KLOG_ERR.findall(stderr):
+        try:
+            messages.append(json.loads(f'"{raw}"'))  # Go's quoting is JSON-compatible
+        except ValueError:
+            messages.append(raw)
+    text = "\n".join(messages) if messages else tail(stderr)
+    return text.replace(f"{work_dir}/", "").replace(str(work_dir), ".")
+
+
+def _filename(doc: dict, out_format: str, several_namespaces: bool) -> str:
+    kind = str(doc.get("kind", ""))
+    metadata = doc.get("metadata") or {}
+    name = str(metadata.get("name", ""))
+    namespace = str(metadata.get("namespace") or "")
+    if out_format == "kustomize":
+        api_version = str(doc.get("apiVersion", ""))
+        group, _, version = api_version.rpartition("/")
+        gvk = "_".join(p for p in (group, version, kind) if p)
+        fname = f"{gvk}_{name}.yaml"
+        if several_namespaces and namespace:
+            fname = f"{namespace}_{fname}"
+    else:
+        fname = f"{namespace}-{kind}-{name}.yaml" if namespace else f"{kind}-{name}.yaml"
+    fname = fname.lower()
+    # Names come from rendered metadata: never let one climb out of outPath.
+    if fname in (".", "..") or "/" in fname or "\\" in fname or fname.startswith("."):
+        raise StepError(f"unsafe generated resource filename {fname!r}")
+    return fname
+
+
+def write_directory(out_dir: Path, rendered: str, out_format: str) -> list[str]:
+    # kustomize separates documents with a bare "---" line and never emits one
+    # inside a value, so splitting the text keeps each resource byte-identical.
+    chunks = [c.strip("\n") + "\n" for c in re.split(r"(?m)^---[ \t]*$", rendered) if c.strip()]
+    docs = [yaml.safe_load(c) for c in chunks]
+    namespaces = {str((d.get("metadata") or {}).get("namespace") or "") for d in docs}
+    several = len(namespaces - {""}) > 1
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: list[str] = []
+    for chunk, doc in zip(chunks, docs, strict=True):
+        fname = _filename(doc, out_format, several)
+        if fname in written:
+            raise StepError(f"two resources map to the same output file {fname}")
+        (out_dir / fname).write_text(chunk, encoding="utf-8")
+        written.append(fname)
+    return written
+
+
+@register
+class KustomizeBuild(Step):
+    name = "kustomize-build"
+    Config = KustomizeBuildConfig
+
+    timeout = 300
+
+    def run(self, ctx: StepContext, config: KustomizeBuildConfig) -> StepResult:
+        source = ctx.path(config.path)
+        out_path = ctx.path(config.out_path)
+        if not source.is_dir():
+            raise StepError(f"{config.path}: no such directory")
+        check_local_references(ctx, source)
+
+        args = ["kubectl", "kustomize", str(source), "--enable-helm"]
+        helm = config.plugin.helm if config.plugin else None
+        if helm and helm.api_versions:
+            args += [f"--helm-api-versions={v}" for v in helm.api_versions]
+        if helm and helm.kube_version:
+            args.append(f"--helm-kube-version={helm.kube_version}")
+        proc = run_command(ctx, args, cwd=source, timeout=self.timeout, check=False)
+        if proc.returncode != 0:
+            detail = kustomize_error(proc.stderr, ctx.path("."))
+            raise StepError(f"kustomize build of {config.path} failed: {detail}")
+
+        if out_path.suffix in (".yaml", ".yml"):
+            out_path.parent.mkdir(parents=True, exist_ok=True)
+            out_path.write_text(proc.stdout, encoding="utf-8")
+        else:
+            write_directory(out_path, proc.stdout, config.output_format or "kargo")
+        return StepResult()

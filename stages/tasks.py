@@ -1,0 +1,68 @@
+"""Thin Celery entry points. They take IDs; the database is the truth and a task is a nudge."""
+
+import logging
+
+from celery import shared_task
+from django.conf import settings
+from django.utils import timezone
+
+log = logging.getLogger(__name__)
+
+
+@shared_task
+def start_next_promotion(stage_id: int) -> None:
+    from .actions import do_start_next
+
+    promotion = do_start_next(stage_id)
+    if promotion is not None:
+        run_promotion.delay(promotion.id)
+
+
+@shared_task
+def run_promotion(promotion_id: int) -> None:
+    from . import engine
+
+    engine.run(promotion_id)
+
+
+@shared_task
+def refresh_stage(stage_id: int) -> None:
+    from .actions import do_handle_refresh
+
+    do_handle_refresh(stage_id)
+    start_next_promotion.delay(stage_id)
+
+
+@shared_task
+def reconcile() -> None:
+    """Level-triggered sweep: finds work that no task picked up. A Promotion created by the CLI in
+    another process, a task lost with a dead worker, a worker that died mid-step, a Warehouse
+    whose discovery interval elapsed: each is found here within a few seconds."""
+    from freight.actions import discovery_due
+    from freight.models import Warehouse
+    from freight.tasks import discover_warehouse
+
+    from . import engine
+    from .models import Promotion, PromotionPhase
+
+    now = timezone.now()
+    engine.recover_lost(now)
+    # Running but never claimed: the run task was lost before a worker took it.
+    cutoff = now - timezone.timedelta(seconds=settings.PROMOTION_HEARTBEAT_TIMEOUT)
+    for promotion_id in Promotion.objects.filter(
+        phase=PromotionPhase.RUNNING, heartbeat_at__isnull=True, started_at__lt=cutoff
+    ).values_list("id", flat=True):
+        run_promotion.delay(promotion_id)
+    waiting = (
+        Promotion.objects.filter(phase=PromotionPhase.PENDING)
+        .exclude(stage__promotions__phase=PromotionPhase.RUNNING)
+        .values_list("stage_id", flat=True)
+        .distinct()
+    )
+    for stage_id in waiting:
+        start_next_promotion.delay(stage_id)
+    for warehouse in Warehouse.objects.only(
+        "id", "spec", "status", "generation", "last_discovery_at", "refresh_requested_at"
+    ):
+        if discovery_due(warehouse, now):
+            discover_warehouse.delay(warehouse.id)

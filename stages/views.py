@@ -1,0 +1,208 @@
+"""Project page views: thin, typed, permission-checked. Full page on a normal request, the drawer
+partial on an htmx request (progressive enhancement: every link and form works without JS)."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+from django_htmx.http import push_url
+
+from freight.models import Freight, Warehouse
+from kargo_ui.auth import get_project_for_user
+from kargo_ui.models import Role
+
+from . import actions, fragments
+from .models import Promotion, Stage
+
+PAGE = fragments.PAGE
+
+
+def htmx_partial(request: HttpRequest) -> bool:
+    return bool(getattr(request, "htmx", False)) and not request.htmx.boosted
+
+
+def render_drawer(
+    request: HttpRequest, project, role: str, partial: str, extra: dict, url: str
+) -> HttpResponse:
+    if htmx_partial(request) and request.htmx.target == "drawer":
+        return push_url(render(request, f"{PAGE}#{partial}", {"project": project, **extra}), url)
+    ctx = {**fragments.page_context(project, role), **extra, "drawer": partial}
+    return render(request, PAGE, ctx)
+
+
+@login_required
+def project_page(request: HttpRequest, name: str) -> HttpResponse:
+    project, role = get_project_for_user(request.user, name)
+    before = None
+    if request.GET.get("before"):
+        from django.utils.dateparse import parse_datetime
+
+        before = parse_datetime(request.GET["before"])
+    ctx = fragments.page_context(project, role, before=before)
+    if htmx_partial(request) and request.htmx.target == "timeline":
+        return render(request, f"{PAGE}#timeline", ctx)
+    return render(request, PAGE, ctx)
+
+
+@login_required
+def stage_page(request: HttpRequest, name: str, stage: str) -> HttpResponse:
+    project, role = get_project_for_user(request.user, name)
+    obj = Stage.objects.filter(project=project, name=stage).first()
+    if obj is None:
+        raise Http404("No such stage")
+    return render_drawer(
+        request,
+        project,
+        role,
+        "stage-drawer",
+        fragments.stage_context(project, obj, role),
+        request.path,
+    )
+
+
+@login_required
+def freight_page(request: HttpRequest, name: str, freight: str) -> HttpResponse:
+    project, role = get_project_for_user(request.user, name)
+    obj = (
+        Freight.objects.filter(project=project, name=freight).first()
+        or Freight.objects.filter(project=project, alias=freight).first()
+    )
+    if obj is None:
+        raise Http404("No such freight")
+    return render_drawer(
+        request,
+        project,
+        role,
+        "freight-drawer",
+        fragments.freight_context(project, obj, role),
+        request.path,
+    )
+
+
+@login_required
+def promotion_page(request: HttpRequest, name: str, promotion: str) -> HttpResponse:
+    project, role = get_project_for_user(request.user, name)
+    obj = Promotion.objects.select_related("stage").filter(project=project, name=promotion).first()
+    if obj is None:
+        raise Http404("No such promotion")
+    return render_drawer(
+        request,
+        project,
+        role,
+        "promotion-drawer",
+        fragments.promotion_context(obj, role),
+        request.path,
+    )
+
+
+def _error(request: HttpRequest, project, message: str, back: str) -> HttpResponse:
+    """User errors come back as a visible message, never a 500."""
+    if htmx_partial(request):
+        return render(request, f"{PAGE}#flash", {"flash_error": message}, status=422)
+    messages.error(request, message)
+    return redirect(back)
+
+
+@login_required
+@require_POST
+def promote(request: HttpRequest, name: str, stage: str) -> HttpResponse:
+    project, role = get_project_for_user(request.user, name, Role.PROMOTER)
+    obj = Stage.objects.filter(project=project, name=stage).first()
+    if obj is None:
+        raise Http404("No such stage")
+    back = reverse("stage", args=[project.name, obj.name])
+    freight = Freight.objects.filter(project=project, name=request.POST.get("freight", "")).first()
+    if freight is None:
+        return _error(request, project, "Choose the Freight to promote.", back)
+    try:
+        promotion = actions.do_promote(obj, freight, actor=actor_of(request))
+    except actions.PromotionError as exc:
+        return _error(request, project, str(exc), back)
+    url = reverse("promotion", args=[project.name, promotion.name])
+    if htmx_partial(request):
+        promotion = Promotion.objects.select_related("stage").get(id=promotion.id)
+        ctx = {"project": project, **fragments.promotion_context(promotion, role)}
+        return push_url(render(request, f"{PAGE}#promotion-drawer", ctx), url)
+    return redirect(url)
+
+
+@login_required
+@require_POST
+def approve(request: HttpRequest, name: str, freight: str) -> HttpResponse:
+    from freight.actions import do_approve
+
+    project, role = get_project_for_user(request.user, name, Role.PROMOTER)
+    obj = Freight.objects.filter(project=project, name=freight).first()
+    if obj is None:
+        raise Http404("No such freight")
+    back = reverse("freight", args=[project.name, obj.name])
+    stage = Stage.objects.filter(project=project, name=request.POST.get("stage", "")).first()
+    if stage is None:
+        return _error(request, project, "Choose the Stage to approve the Freight for.", back)
+    do_approve(obj, stage.name, actor_of(request))
+    if htmx_partial(request):
+        obj.refresh_from_db()
+        return render(
+            request,
+            f"{PAGE}#freight-drawer",
+            {"project": project, **fragments.freight_context(project, obj, role)},
+        )
+    return redirect(back)
+
+
+@login_required
+@require_POST
+def abort(request: HttpRequest, name: str, promotion: str) -> HttpResponse:
+    project, role = get_project_for_user(request.user, name, Role.PROMOTER)
+    obj = Promotion.objects.select_related("stage").filter(project=project, name=promotion).first()
+    if obj is None:
+        raise Http404("No such promotion")
+    back = reverse("promotion", args=[project.name, obj.name])
+    try:
+        actions.do_abort(obj, actor_of(request))
+    except actions.PromotionError as exc:
+        return _error(request, project, str(exc), back)
+    if htmx_partial(request):
+        obj.refresh_from_db()
+        return render(
+            request,
+            f"{PAGE}#promotion-drawer",
+            {"project": project, **fragments.promotion_context(obj, role)},
+        )
+    return redirect(back)
+
+
+@login_required
+@require_POST
+def refresh_stage(request: HttpRequest, name: str, stage: str) -> HttpResponse:
+    project, role = get_project_for_user(request.user, name, Role.PROMOTER)
+    obj = Stage.objects.filter(project=project, name=stage).first()
+    if obj is None:
+        raise Http404("No such stage")
+    actions.do_refresh_stage(obj, actor_of(request))
+    if htmx_partial(request):
+        return render(request, f"{PAGE}#flash", {"flash_info": f"Refresh of {obj.name} requested."})
+    return redirect(reverse("stage", args=[project.name, obj.name]))
+
+
+@login_required
+@require_POST
+def refresh_warehouse(request: HttpRequest, name: str, warehouse: str) -> HttpResponse:
+    from freight.actions import do_request_refresh
+
+    project, role = get_project_for_user(request.user, name, Role.PROMOTER)
+    obj = Warehouse.objects.filter(project=project, name=warehouse).first()
+    if obj is None:
+        raise Http404("No such warehouse")
+    do_request_refresh(obj, actor_of(request))
+    if htmx_partial(request):
+        return render(request, f"{PAGE}#flash", {"flash_info": f"Refresh of {obj.name} requested."})
+    return redirect(reverse("project", args=[project.name]))
+
+
+def actor_of(request: HttpRequest) -> str:
+    """Kargo's actor string for a person."""
+    user = request.user
+    return f"email:{user.email}" if user.email else f"user:{user.get_username()}"
