@@ -12,8 +12,8 @@ install, field for field:
   (and, for Warehouse subscriptions, those of Kargo's subscription JSON schemas);
 - the CEL rules the CRDs declare (``x-kubernetes-validations``) are model validators;
 - ``null`` values are dropped before validation, as the API server prunes them;
-- where the CRD keeps unknown fields (``x-kubernetes-preserve-unknown-fields``) or declares an object
-  without properties, any object is accepted.
+- where the CRD keeps unknown fields (``x-kubernetes-preserve-unknown-fields``) or declares an
+  object without properties, any object is accepted.
 
 ``status`` blocks are written by controllers and appear in exports, including exports from older
 Kargo versions that carry since-removed fields (``status.phase``, ``health.argoCDApps``, ...). Their
@@ -101,7 +101,8 @@ _RFC3339 = re.compile(
 
 
 def _date_time(value: Any) -> Any:
-    # YAML loaders turn unquoted timestamps into datetime objects; JSON and quoted YAML give strings.
+    # YAML loaders turn unquoted timestamps into datetime objects; JSON and quoted YAML give
+    # strings.
     if isinstance(value, datetime):
         return value
     if isinstance(value, str) and _RFC3339.match(value):
@@ -594,6 +595,9 @@ class ProjectConfig(KargoModel):
 GIT_REPO_URL = (
     r"(?:^(ssh|https?)://(?:([\w-]+)(:(.+))?@)?([\w-]+(?:\.[\w-]+)*)(?::(\d{1,5}))?(/.*)$)"
     r"|(?:^([\w-]+)@([\w+]+(?:\.[\w-]+)*):(/?.*))$"
+    # Our extension to Kargo's pattern: local repositories (file:///abs/path), which a
+    # single-machine setup and the demo use. Kargo's CRD refuses these.
+    r"|(?:^file:///[^\s]+$)"
 )
 IMAGE_REPO_URL = r"^(\w+([\.-]\w+)*(:[\d]+)?/)?(\w+([\.-]\w+)*)(/\w+([\.-]\w+)*)*$"
 CHART_REPO_URL = r"^(((https?)|(oci))://)(([\w\d\.\-]+)(:([\d]+)?)?(/.*)*)$"
@@ -605,7 +609,7 @@ class GitSubscription(KargoModel):
     repoURL: Annotated[
         str,
         Field(min_length=1),
-        _pattern(GIT_REPO_URL, "must be an https://, ssh:// or user@host:path Git URL"),
+        _pattern(GIT_REPO_URL, "must be an https://, ssh://, user@host:path or file:/// Git URL"),
     ]
     commitSelectionStrategy: Literal["NewestFromBranch", "SemVer", "Lexical", "NewestTag"] = (
         "NewestFromBranch"

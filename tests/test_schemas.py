@@ -925,7 +925,7 @@ def test_required_soak_time_is_a_duration():
         (
             "spec.subscriptions.1.git.repoURL",
             "github.com/example/repo",
-            "must be an https://, ssh:// or user@host:path Git URL",
+            "must be an https://, ssh://, user@host:path or file:/// Git URL",
         ),
         ("spec.subscriptions.1.git.branch", "feature/", "must be a branch name"),
         (
@@ -1179,3 +1179,9 @@ def test_parse_document_returns_typed_models():
     assert stage.spec.promotionTemplate.spec.steps[1].task.name == "open-pr"
     freight = parse_document(FREIGHT)
     assert freight.images[0].tag == "1.27.0"
+
+
+def test_local_file_git_urls_are_accepted_as_our_extension():
+    # Kargo's CRD refuses file:// URLs; a single-machine setup needs local repositories.
+    assert errors_of(changed(WAREHOUSE, "spec.subscriptions.1.git.repoURL", "file:///srv/git/app.git")) == []
+    assert errors_of(changed(WAREHOUSE, "spec.subscriptions.1.git.repoURL", "file://relative")) != []
