@@ -77,7 +77,6 @@ class Command(BaseCommand):
             endpoints=build_endpoint_description_strings(host=host, port=port),
             signal_handlers=True,
             ready_callable=ready,
-            action_logs=False,
         ).run()
 
 

@@ -1,0 +1,175 @@
+"""The dashboard over HTTP: full pages, htmx partials, permissions and query counts."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from freight.models import Freight
+from stages.actions import do_promote
+from stages.models import Promotion, Stage
+
+
+@pytest.fixture
+def freight(demo):
+    return Freight.objects.filter(project=demo).first()
+
+
+def login(client, user):
+    client.force_login(user)
+    return client
+
+
+def test_pages_need_login(client, demo):
+    response = client.get("/project/kargo-demo/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/login/")
+
+
+def test_projects_list_shows_only_my_projects(client, users):
+    from kargo_ui.actions import do_create_project
+
+    do_create_project("other", "test")
+    body = login(client, users["carol"]).get("/").content.decode()
+    assert "kargo-demo" in body
+    assert "other" not in body
+    assert "1 warehouse · 3 stages" in body
+
+
+def test_outsiders_get_404_not_a_hint(client, users, freight):
+    client = login(client, users["dave"])
+    for url in (
+        "/project/kargo-demo/",
+        "/project/kargo-demo/stage/test/",
+        f"/project/kargo-demo/freight/{freight.name}/",
+    ):
+        assert client.get(url).status_code == 404
+    assert client.post("/project/kargo-demo/stage/test/promote", {"freight": freight.name}).status_code == 404
+
+
+def test_project_page_shows_pipeline_and_timeline(client, users, freight):
+    body = login(client, users["carol"]).get("/project/kargo-demo/").content.decode()
+    for stage in ("test", "uat", "prod"):
+        assert f'data-stage="{stage}"' in body
+    assert 'id="warehouse-' in body
+    assert freight.alias in body
+    assert "v1.2.0" in body
+    assert 'ws-connect="/ws/project/kargo-demo/"' in body
+
+
+def test_viewer_sees_no_promote_buttons_and_cannot_promote(client, users, freight):
+    client = login(client, users["carol"])
+    drawer = client.get(f"/project/kargo-demo/freight/{freight.name}/", headers={"HX-Request": "true", "HX-Target": "drawer"})
+    assert drawer.status_code == 200
+    assert "promote-to-test" not in drawer.content.decode()
+    assert "Approve" not in drawer.content.decode()
+    for url, data in (
+        ("/project/kargo-demo/stage/test/promote", {"freight": freight.name}),
+        (f"/project/kargo-demo/freight/{freight.name}/approve", {"stage": "prod"}),
+        ("/project/kargo-demo/stage/test/refresh", {}),
+        ("/project/kargo-demo/warehouse/guestbook/refresh", {}),
+    ):
+        assert client.post(url, data).status_code == 403
+        assert client.post(url, data, headers={"HX-Request": "true"}).status_code == 403
+    assert not Promotion.objects.exists()
+    freight.refresh_from_db()
+    assert "approvedFor" not in freight.status
+
+
+def test_promoter_promotes_from_the_freight_drawer(client, users, freight):
+    client = login(client, users["bob"])
+    drawer = client.get(f"/project/kargo-demo/freight/{freight.name}/", headers={"HX-Request": "true", "HX-Target": "drawer"}).content.decode()
+    assert 'data-testid="promote-to-test"' in drawer
+    assert 'data-testid="promote-to-uat"' not in drawer  # not yet verified in test
+    response = client.post("/project/kargo-demo/stage/test/promote", {"freight": freight.name}, headers={"HX-Request": "true", "HX-Target": "drawer"})
+    assert response.status_code == 200
+    promotion = Promotion.objects.get()
+    assert response["HX-Push-Url"] == f"/project/kargo-demo/promotion/{promotion.name}/"
+    assert promotion.actor == "email:bob@example.com"
+    assert promotion.phase == "Succeeded"  # tasks run inline in tests
+    assert 'data-testid="promotion-phase"' in response.content.decode()
+
+
+def test_promote_without_js_redirects_to_the_promotion(client, users, freight):
+    response = login(client, users["bob"]).post("/project/kargo-demo/stage/test/promote", {"freight": freight.name})
+    promotion = Promotion.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == f"/project/kargo-demo/promotion/{promotion.name}/"
+    page = client.get(response["Location"]).content.decode()
+    assert "Succeeded" in page and "git-clone" in page
+
+
+def test_bad_promote_requests_get_a_clear_error_not_a_500(client, users, freight):
+    client = login(client, users["bob"])
+    response = client.post("/project/kargo-demo/stage/test/promote", {"freight": "nope"}, headers={"HX-Request": "true"})
+    assert response.status_code == 422
+    assert "Choose the Freight to promote" in response.content.decode()
+    response = client.post("/project/kargo-demo/stage/prod/promote", {"freight": freight.name}, headers={"HX-Request": "true"})
+    assert response.status_code == 422
+    assert "not yet verified in uat" in response.content.decode()
+    response = client.post("/project/kargo-demo/stage/prod/promote", {"freight": freight.name})
+    assert response.status_code == 302
+    assert "not yet verified in uat" in client.get(response["Location"]).content.decode()
+    assert client.post("/project/kargo-demo/stage/nope/promote", {"freight": freight.name}).status_code == 404
+    assert client.get("/project/kargo-demo/promotion/nope/").status_code == 404
+    assert client.get("/project/nope/").status_code == 404
+    assert client.get("/project/kargo-demo/stage/test/promote").status_code == 405
+
+
+def test_approve_then_promote_to_prod(client, users, freight):
+    client = login(client, users["bob"])
+    client.post(f"/project/kargo-demo/freight/{freight.name}/approve", {"stage": "prod"})
+    freight.refresh_from_db()
+    assert "prod" in freight.status["approvedFor"]
+    client.post("/project/kargo-demo/stage/prod/promote", {"freight": freight.name})
+    assert Promotion.objects.get().phase == "Succeeded"
+
+
+def test_abort_a_pending_promotion(client, users, freight):
+    from kargo_ui.celery import app
+
+    app.conf.task_always_eager = False  # leave it queued
+    try:
+        promotion = do_promote(Stage.objects.get(name="test"), freight, actor="user:x")
+    finally:
+        app.conf.task_always_eager = True
+    response = login(client, users["bob"]).post(f"/project/kargo-demo/promotion/{promotion.name}/abort")
+    assert response.status_code == 302
+    promotion.refresh_from_db()
+    assert promotion.phase == "Aborted"
+    assert promotion.message == "Promotion terminated by email:bob@example.com"
+
+
+def make_pipeline(project, n_stages: int, n_freight: int) -> None:
+    """Grow the demo project with more stages and freight, for query-count checks."""
+    from freight.actions import do_create_freight
+    from stages.actions import do_init_stage_status
+
+    base = Stage.objects.get(project=project, name="test")
+    for i in range(n_stages):
+        stage = Stage.objects.create(
+            project=project,
+            name=f"extra-{i}",
+            spec={**base.spec, "requestedFreight": [{"origin": {"kind": "Warehouse", "name": "guestbook"}, "sources": {"stages": ["test"]}}]},
+        )
+        do_init_stage_status(stage)
+    for i in range(n_freight):
+        do_create_freight(project, "guestbook", commits=[{"repoURL": "file:///x", "id": f"{i:040x}"}], actor="test")
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["/project/kargo-demo/", "/project/kargo-demo/stage/test/", "/", "/project/kargo-demo/promotion/{promotion}/"],
+)
+def test_page_query_counts_do_not_grow_with_stages_or_freight(client, users, freight, url):
+    client = login(client, users["carol"])
+    promotion = do_promote(Stage.objects.get(name="test"), freight, actor="user:x")
+    url = url.format(promotion=promotion.name)
+
+    def count() -> int:
+        with CaptureQueriesContext(connection) as ctx:
+            assert client.get(url).status_code == 200
+        return len(ctx.captured_queries)
+
+    small = count()
+    make_pipeline(freight.project, n_stages=12, n_freight=40)
+    assert count() == small
