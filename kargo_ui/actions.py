@@ -4,7 +4,7 @@ from django.utils import timezone
 
 from .conditions import condition
 from .live import broadcast_on_commit
-from .models import Event, Membership, Project, ProjectConfig, Role
+from .models import Event, Membership, Project, Role
 
 
 def record_event(
@@ -21,7 +21,6 @@ def do_create_project(name: str, actor: str, labels=None, annotations=None) -> P
         "conditions": [condition("Ready", True, "Synced", "Project is ready", timezone.now())]
     }
     project.save(update_fields=["status"])
-    ProjectConfig.objects.get_or_create(project=project, defaults={"name": name})
     record_event(project, "ProjectCreated", actor, f"Project {name} created")
     broadcast_on_commit(project.id, "project", project.id)
     return project

@@ -313,7 +313,19 @@ def apply_freight(doc: Doc, actor: str) -> str:
     alias = body.get("alias", "")
     try:
         if existing is None:
-            do_create_freight(project, origin.get("name", ""), alias=alias, actor=actor, **content)
+            from .conditions import parse_rfc3339
+
+            discovered = body.get("discoveredAt")
+            if discovered and not isinstance(discovered, str):
+                discovered = rfc3339(discovered)
+            do_create_freight(
+                project,
+                origin.get("name", ""),
+                alias=alias,
+                actor=actor,
+                discovered_at=parse_rfc3339(discovered) if discovered else None,
+                **content,
+            )
             return "created"
         if alias and alias != existing.alias:
             do_update_alias(existing, alias, actor)
@@ -340,7 +352,7 @@ def apply_promotion(doc: Doc, actor: str) -> str:
     if freight is None:
         raise ManifestError([f"spec.freight: Freight {spec.get('freight')!r} does not exist"])
     try:
-        do_promote(stage, freight, actor)
+        do_promote(stage, freight, actor, name=doc.name)
     except PromotionError as exc:
         raise ManifestError([f"spec: {exc}"]) from None
     return "created"

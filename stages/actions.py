@@ -72,8 +72,9 @@ def inflate_steps(stage: Stage) -> list[dict]:
     return steps
 
 
-def do_promote(stage: Stage, freight: Freight, actor: str) -> Promotion:
-    """Queue a Promotion of the Freight into the Stage (Kargo: create a Promotion resource)."""
+def do_promote(stage: Stage, freight: Freight, actor: str, name: str = "") -> Promotion:
+    """Queue a Promotion of the Freight into the Stage (Kargo: create a Promotion resource).
+    Without a name it gets Kargo's generated `<stage>.<ulid>.<freight>` name."""
     if stage.project_id != freight.project_id:
         raise PromotionError("Freight and Stage belong to different projects")
     ok, reason = availability(stage, freight)
@@ -92,7 +93,7 @@ def do_promote(stage: Stage, freight: Freight, actor: str) -> Promotion:
         promotion = Promotion.objects.create(
             project_id=stage.project_id,
             stage=stage,
-            name=promotion_name(stage.name, freight.name),
+            name=name or promotion_name(stage.name, freight.name),
             freight_name=freight.name,
             actor=actor,
             labels={"kargo.akuity.io/stage": stage.name},

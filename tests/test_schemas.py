@@ -1183,5 +1183,10 @@ def test_parse_document_returns_typed_models():
 
 def test_local_file_git_urls_are_accepted_as_our_extension():
     # Kargo's CRD refuses file:// URLs; a single-machine setup needs local repositories.
-    assert errors_of(changed(WAREHOUSE, "spec.subscriptions.1.git.repoURL", "file:///srv/git/app.git")) == []
-    assert errors_of(changed(WAREHOUSE, "spec.subscriptions.1.git.repoURL", "file://relative")) != []
+    assert (
+        errors_of(changed(WAREHOUSE, "spec.subscriptions.1.git.repoURL", "file:///srv/git/app.git"))
+        == []
+    )
+    assert (
+        errors_of(changed(WAREHOUSE, "spec.subscriptions.1.git.repoURL", "file://relative")) != []
+    )

@@ -43,7 +43,10 @@ def test_outsiders_get_404_not_a_hint(client, users, freight):
         f"/project/kargo-demo/freight/{freight.name}/",
     ):
         assert client.get(url).status_code == 404
-    assert client.post("/project/kargo-demo/stage/test/promote", {"freight": freight.name}).status_code == 404
+    assert (
+        client.post("/project/kargo-demo/stage/test/promote", {"freight": freight.name}).status_code
+        == 404
+    )
 
 
 def test_project_page_shows_pipeline_and_timeline(client, users, freight):
@@ -58,7 +61,10 @@ def test_project_page_shows_pipeline_and_timeline(client, users, freight):
 
 def test_viewer_sees_no_promote_buttons_and_cannot_promote(client, users, freight):
     client = login(client, users["carol"])
-    drawer = client.get(f"/project/kargo-demo/freight/{freight.name}/", headers={"HX-Request": "true", "HX-Target": "drawer"})
+    drawer = client.get(
+        f"/project/kargo-demo/freight/{freight.name}/",
+        headers={"HX-Request": "true", "HX-Target": "drawer"},
+    )
     assert drawer.status_code == 200
     assert "promote-to-test" not in drawer.content.decode()
     assert "Approve" not in drawer.content.decode()
@@ -77,10 +83,17 @@ def test_viewer_sees_no_promote_buttons_and_cannot_promote(client, users, freigh
 
 def test_promoter_promotes_from_the_freight_drawer(client, users, freight):
     client = login(client, users["bob"])
-    drawer = client.get(f"/project/kargo-demo/freight/{freight.name}/", headers={"HX-Request": "true", "HX-Target": "drawer"}).content.decode()
+    drawer = client.get(
+        f"/project/kargo-demo/freight/{freight.name}/",
+        headers={"HX-Request": "true", "HX-Target": "drawer"},
+    ).content.decode()
     assert 'data-testid="promote-to-test"' in drawer
     assert 'data-testid="promote-to-uat"' not in drawer  # not yet verified in test
-    response = client.post("/project/kargo-demo/stage/test/promote", {"freight": freight.name}, headers={"HX-Request": "true", "HX-Target": "drawer"})
+    response = client.post(
+        "/project/kargo-demo/stage/test/promote",
+        {"freight": freight.name},
+        headers={"HX-Request": "true", "HX-Target": "drawer"},
+    )
     assert response.status_code == 200
     promotion = Promotion.objects.get()
     assert response["HX-Push-Url"] == f"/project/kargo-demo/promotion/{promotion.name}/"
@@ -90,7 +103,9 @@ def test_promoter_promotes_from_the_freight_drawer(client, users, freight):
 
 
 def test_promote_without_js_redirects_to_the_promotion(client, users, freight):
-    response = login(client, users["bob"]).post("/project/kargo-demo/stage/test/promote", {"freight": freight.name})
+    response = login(client, users["bob"]).post(
+        "/project/kargo-demo/stage/test/promote", {"freight": freight.name}
+    )
     promotion = Promotion.objects.get()
     assert response.status_code == 302
     assert response["Location"] == f"/project/kargo-demo/promotion/{promotion.name}/"
@@ -100,16 +115,27 @@ def test_promote_without_js_redirects_to_the_promotion(client, users, freight):
 
 def test_bad_promote_requests_get_a_clear_error_not_a_500(client, users, freight):
     client = login(client, users["bob"])
-    response = client.post("/project/kargo-demo/stage/test/promote", {"freight": "nope"}, headers={"HX-Request": "true"})
+    response = client.post(
+        "/project/kargo-demo/stage/test/promote",
+        {"freight": "nope"},
+        headers={"HX-Request": "true"},
+    )
     assert response.status_code == 422
     assert "Choose the Freight to promote" in response.content.decode()
-    response = client.post("/project/kargo-demo/stage/prod/promote", {"freight": freight.name}, headers={"HX-Request": "true"})
+    response = client.post(
+        "/project/kargo-demo/stage/prod/promote",
+        {"freight": freight.name},
+        headers={"HX-Request": "true"},
+    )
     assert response.status_code == 422
     assert "not yet verified in uat" in response.content.decode()
     response = client.post("/project/kargo-demo/stage/prod/promote", {"freight": freight.name})
     assert response.status_code == 302
     assert "not yet verified in uat" in client.get(response["Location"]).content.decode()
-    assert client.post("/project/kargo-demo/stage/nope/promote", {"freight": freight.name}).status_code == 404
+    assert (
+        client.post("/project/kargo-demo/stage/nope/promote", {"freight": freight.name}).status_code
+        == 404
+    )
     assert client.get("/project/kargo-demo/promotion/nope/").status_code == 404
     assert client.get("/project/nope/").status_code == 404
     assert client.get("/project/kargo-demo/stage/test/promote").status_code == 405
@@ -132,7 +158,9 @@ def test_abort_a_pending_promotion(client, users, freight):
         promotion = do_promote(Stage.objects.get(name="test"), freight, actor="user:x")
     finally:
         app.conf.task_always_eager = True
-    response = login(client, users["bob"]).post(f"/project/kargo-demo/promotion/{promotion.name}/abort")
+    response = login(client, users["bob"]).post(
+        f"/project/kargo-demo/promotion/{promotion.name}/abort"
+    )
     assert response.status_code == 302
     promotion.refresh_from_db()
     assert promotion.phase == "Aborted"
@@ -149,16 +177,34 @@ def make_pipeline(project, n_stages: int, n_freight: int) -> None:
         stage = Stage.objects.create(
             project=project,
             name=f"extra-{i}",
-            spec={**base.spec, "requestedFreight": [{"origin": {"kind": "Warehouse", "name": "guestbook"}, "sources": {"stages": ["test"]}}]},
+            spec={
+                **base.spec,
+                "requestedFreight": [
+                    {
+                        "origin": {"kind": "Warehouse", "name": "guestbook"},
+                        "sources": {"stages": ["test"]},
+                    }
+                ],
+            },
         )
         do_init_stage_status(stage)
     for i in range(n_freight):
-        do_create_freight(project, "guestbook", commits=[{"repoURL": "file:///x", "id": f"{i:040x}"}], actor="test")
+        do_create_freight(
+            project,
+            "guestbook",
+            commits=[{"repoURL": "file:///x", "id": f"{i:040x}"}],
+            actor="test",
+        )
 
 
 @pytest.mark.parametrize(
     "url",
-    ["/project/kargo-demo/", "/project/kargo-demo/stage/test/", "/", "/project/kargo-demo/promotion/{promotion}/"],
+    [
+        "/project/kargo-demo/",
+        "/project/kargo-demo/stage/test/",
+        "/",
+        "/project/kargo-demo/promotion/{promotion}/",
+    ],
 )
 def test_page_query_counts_do_not_grow_with_stages_or_freight(client, users, freight, url):
     client = login(client, users["carol"])

@@ -26,6 +26,8 @@ def ago(value) -> str:
     when = parse_rfc3339(value) if isinstance(value, str) else value
     if not when:
         return ""
+    if (timezone.now() - when).total_seconds() < 60:
+        return "just now"
     return f"{timesince(when, timezone.now()).split(',')[0]} ago"
 
 

@@ -159,6 +159,33 @@ spec:
 """ + "".join(stages)
 
 
+def older_freight(app: Path) -> str:
+    """Freight for the releases before the newest, so the timeline has history from the start
+    (a Warehouse itself only ever makes Freight of the newest artifacts, as in Kargo)."""
+    from datetime import UTC, datetime, timedelta
+
+    docs = []
+    for hours, tag in ((2, "v1.0.0"), (1, "v1.1.0")):
+        commit = git("rev-list", "-n", "1", tag, cwd=app).strip()
+        when = (datetime.now(UTC) - timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        docs.append(f"""---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Freight
+metadata:
+  name: guestbook-{tag.replace(".", "-")}
+  namespace: kargo-demo
+origin:
+  kind: Warehouse
+  name: guestbook
+commits:
+- repoURL: {app.as_uri()}
+  id: {commit}
+  tag: {tag}
+discoveredAt: "{when}"
+""")
+    return "".join(docs)
+
+
 def git(*args: str, cwd: Path) -> str:
     return subprocess.run(
         ["git", *args],
@@ -214,7 +241,7 @@ class Command(BaseCommand):
             make_repo(
                 gitops, root / "work" / "gitops", [("GitOps base and stage overlays", files, "")]
             )
-        text = manifest_text(app.as_uri(), gitops.as_uri())
+        text = manifest_text(app.as_uri(), gitops.as_uri()) + older_freight(app)
         (root / "kargo-demo.yaml").write_text(text)
         for line in manifests.apply_text(text, str(root / "kargo-demo.yaml"), actor="demo-seed"):
             self.stdout.write(line)
