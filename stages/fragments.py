@@ -90,11 +90,30 @@ def promotion_context(promotion: Promotion, role: str) -> dict:
         1 for r in rows if r["meta"].get("status") in ("Succeeded", "Skipped", "Failed", "Errored")
     )
     return {
+        "pending_reason": pending_reason(promotion) if promotion.phase == "Pending" else "",
         "promotion": promotion,
         "promotion_steps": rows,
         "promotion_done": done,
         "can_promote": can_promote(role),
     }
+
+
+def pending_reason(promotion: Promotion) -> str:
+    """Why a promotion is still Pending, in words: users should never have to guess."""
+    ahead = (
+        Promotion.objects.filter(stage_id=promotion.stage_id, phase__in=["Running", "Pending"], name__lt=promotion.name)
+        .order_by("name")
+        .values_list("name", "phase")
+    )
+    ahead = list(ahead)
+    running = next((name for name, phase in ahead if phase == "Running"), None)
+    if running:
+        queued = len(ahead) - 1
+        more = f" and {queued} other queued promotion{'s' if queued != 1 else ''}" if queued else ""
+        return f"Queued behind running promotion {running}{more}: a Stage runs one promotion at a time."
+    if ahead:
+        return f"Queued behind {len(ahead)} earlier promotion{'s' if len(ahead) != 1 else ''} of this Stage."
+    return "Next in line: waiting for a worker to start it (the reconciler retries every few seconds)."
 
 
 def render_change(project: Project, user, kind: str, obj_id: int) -> str:

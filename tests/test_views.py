@@ -219,3 +219,22 @@ def test_page_query_counts_do_not_grow_with_stages_or_freight(client, users, fre
     small = count()
     make_pipeline(freight.project, n_stages=12, n_freight=40)
     assert count() == small
+
+
+def test_a_pending_promotion_says_why_it_waits(client, users, freight):
+    from kargo_ui.celery import app
+    from stages.actions import do_start_next
+
+    stage = Stage.objects.get(name="test")
+    app.conf.task_always_eager = False
+    try:
+        first = do_promote(stage, freight, actor="user:x")
+        second = do_promote(stage, freight, actor="user:x")
+        do_start_next(stage.id)
+    finally:
+        app.conf.task_always_eager = True
+    client = login(client, users["carol"])
+    body = client.get(f"/project/kargo-demo/promotion/{second.name}/").content.decode()
+    assert f"Queued behind running promotion {first.name}" in body
+    body = client.get(f"/project/kargo-demo/promotion/{first.name}/").content.decode()
+    assert "pending-reason" not in body
