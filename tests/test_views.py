@@ -217,6 +217,7 @@ def test_page_query_counts_do_not_grow_with_stages_or_freight(client, users, fre
         return len(ctx.captured_queries)
 
     small = count()
+    assert small >= 3  # the counter really counts: session, user and the page's own reads
     make_pipeline(freight.project, n_stages=12, n_freight=40)
     assert count() == small
 
