@@ -8,7 +8,7 @@ from kargo_ui.auth import can_promote, role_in
 from kargo_ui.models import Project
 
 from . import queries
-from .graph import layout
+from .graph import layout, pipeline_order
 from .models import Promotion, Stage
 
 PAGE = "project.html"
@@ -27,7 +27,8 @@ STAGE_COLORS = [
 def page_context(project: Project, role: str, before=None) -> dict:
     data = queries.pipeline(project, before=before)
     graph = layout(data.warehouses, data.stages)
-    colors = {v.stage.name: STAGE_COLORS[i % len(STAGE_COLORS)] for i, v in enumerate(data.stages)}
+    ordered = pipeline_order([v.stage for v in data.stages])
+    colors = {stage.name: STAGE_COLORS[i % len(STAGE_COLORS)] for i, stage in enumerate(ordered)}
     holders: dict[str, list[str]] = {}
     for view in data.stages:
         for f in view.current:
@@ -63,7 +64,7 @@ def stage_context(project: Project, stage: Stage, role: str) -> dict:
 def freight_context(project: Project, freight: Freight, role: str) -> dict:
     stages = [
         (s, *queries.availability(s, freight))
-        for s in Stage.objects.filter(project=project)
+        for s in pipeline_order(list(Stage.objects.filter(project=project)))
         if queries.request_for(s, freight.origin_name) is not None
     ]
     return {"freight": freight, "freight_stages": stages, "can_promote": can_promote(role)}
@@ -101,7 +102,9 @@ def promotion_context(promotion: Promotion, role: str) -> dict:
 def pending_reason(promotion: Promotion) -> str:
     """Why a promotion is still Pending, in words: users should never have to guess."""
     ahead = (
-        Promotion.objects.filter(stage_id=promotion.stage_id, phase__in=["Running", "Pending"], name__lt=promotion.name)
+        Promotion.objects.filter(
+            stage_id=promotion.stage_id, phase__in=["Running", "Pending"], name__lt=promotion.name
+        )
         .order_by("name")
         .values_list("name", "phase")
     )
@@ -113,7 +116,9 @@ def pending_reason(promotion: Promotion) -> str:
         return f"Queued behind running promotion {running}{more}: a Stage runs one promotion at a time."
     if ahead:
         return f"Queued behind {len(ahead)} earlier promotion{'s' if len(ahead) != 1 else ''} of this Stage."
-    return "Next in line: waiting for a worker to start it (the reconciler retries every few seconds)."
+    return (
+        "Next in line: waiting for a worker to start it (the reconciler retries every few seconds)."
+    )
 
 
 def render_change(project: Project, user, kind: str, obj_id: int) -> str:

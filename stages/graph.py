@@ -107,3 +107,21 @@ def _reorder(layer: list[Node], neighbours) -> None:
     layer.sort(key=key)
     for i, node in enumerate(layer):
         node.order = i
+
+
+def pipeline_order(stages: list) -> list:
+    """Stages sorted as the pipeline reads, left to right: by rank (longest upstream chain), then
+    name. Used wherever Stages are listed, so lists match the graph."""
+    by_name = {s.name: s for s in stages}
+    memo: dict[str, int] = {}
+
+    def rank(name: str, seen: frozenset = frozenset()) -> int:
+        if name in memo:
+            return memo[name]
+        if name in seen or name not in by_name:
+            return 0
+        ups = by_name[name].upstream_names
+        memo[name] = 1 + max((rank(u, seen | {name}) for u in ups), default=-1)
+        return memo[name]
+
+    return sorted(stages, key=lambda s: (rank(s.name), s.name))
