@@ -25,7 +25,9 @@ def main() -> None:
     args = parser.parse_args()
 
     tmp = tempfile.mkdtemp(prefix="kargo-bench-")
-    os.environ.update(KARGO_DATA_DIR=tmp, KARGO_SQLITE_PATH=f"{tmp}/bench.sqlite3", DJANGO_SECRET_KEY="bench")
+    os.environ.update(
+        KARGO_DATA_DIR=tmp, KARGO_SQLITE_PATH=f"{tmp}/bench.sqlite3", DJANGO_SECRET_KEY="bench"
+    )
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kargo_ui.settings")
     os.environ["DJANGO_ALLOWED_HOSTS"] = "testserver"
     import django
@@ -48,7 +50,9 @@ def main() -> None:
     user = get_user_model().objects.create_superuser("bench", "b@example.com", "bench")
     client = Client()
     client.force_login(user)
-    print(f"{'stages':>7} {'freight':>8} {'queries':>8} {'page ms':>9} {'push ms':>9} {'page KB':>8}")
+    print(
+        f"{'stages':>7} {'freight':>8} {'queries':>8} {'page ms':>9} {'push ms':>9} {'page KB':>8}"
+    )
     for n_stages in [int(x) for x in args.stages.split(",")]:
         for n_freight in [int(x) for x in args.freight.split(",")]:
             name = f"p{n_stages}-{n_freight}"
@@ -59,21 +63,46 @@ def main() -> None:
                 # A few parallel lanes, each a chain: a realistic wide-and-deep pipeline.
                 lane, depth = i % 8, i // 8
                 sources = {"direct": True} if depth == 0 else {"stages": [f"s{i - 8}"]}
-                stages.append(Stage(project=project, name=f"s{i}", spec={
-                    "requestedFreight": [{"origin": {"kind": "Warehouse", "name": "w"}, "sources": sources}],
-                    "promotionTemplate": {"spec": {"steps": [{"uses": "compose-output", "config": {"lane": lane}}]}},
-                }))
+                stages.append(
+                    Stage(
+                        project=project,
+                        name=f"s{i}",
+                        spec={
+                            "requestedFreight": [
+                                {"origin": {"kind": "Warehouse", "name": "w"}, "sources": sources}
+                            ],
+                            "promotionTemplate": {
+                                "spec": {
+                                    "steps": [{"uses": "compose-output", "config": {"lane": lane}}]
+                                }
+                            },
+                        },
+                    )
+                )
             Stage.objects.bulk_create(stages)
             now = timezone.now()
             freight = []
             for i in range(n_freight):
                 commits = [{"repoURL": "https://git.example.com/app.git", "id": f"{i:040x}"}]
-                freight.append(Freight(project=project, name=freight_id("w", commits, [], []), alias=f"f-{i}",
-                                       origin_name="w", commits=commits, discovered_at=now - timezone.timedelta(seconds=i)))
+                freight.append(
+                    Freight(
+                        project=project,
+                        name=freight_id("w", commits, [], []),
+                        alias=f"f-{i}",
+                        origin_name="w",
+                        commits=commits,
+                        discovered_at=now - timezone.timedelta(seconds=i),
+                    )
+                )
             Freight.objects.bulk_create(freight, batch_size=2000)
             url = f"/project/{name}/"
-            queries = []
-            with connection.execute_wrapper(lambda execute, sql, *a: queries.append(sql) or execute(sql, *a)):
+            queries: list[str] = []
+
+            def count(execute, sql, *rest, queries=queries):
+                queries.append(sql)
+                return execute(sql, *rest)
+
+            with connection.execute_wrapper(count):
                 response = client.get(url)
             assert response.status_code == 200, response.status_code
             page_times, push_times = [], []
@@ -84,9 +113,11 @@ def main() -> None:
                 t = time.perf_counter()
                 render_change(project, user, "stage", 0)
                 push_times.append(time.perf_counter() - t)
-            print(f"{n_stages:>7} {n_freight:>8} {len(queries):>8} "
-                  f"{statistics.median(page_times) * 1000:>9.1f} {statistics.median(push_times) * 1000:>9.1f} "
-                  f"{len(response.content) / 1024:>8.0f}")
+            print(
+                f"{n_stages:>7} {n_freight:>8} {len(queries):>8} "
+                f"{statistics.median(page_times) * 1000:>9.1f} {statistics.median(push_times) * 1000:>9.1f} "
+                f"{len(response.content) / 1024:>8.0f}"
+            )
 
 
 if __name__ == "__main__":
