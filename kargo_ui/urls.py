@@ -1,6 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
+from stages import api
 from stages import views as stage_views
 
 from . import views
@@ -31,4 +32,37 @@ urlpatterns = [
         stage_views.refresh_warehouse,
         name="refresh-warehouse",
     ),
+    path("api/v1/projects/<str:project>/stages", api.list_stages, name="api-stages"),
+    path(
+        "api/v1/projects/<str:project>/stages/<str:stage>/promotions",
+        api.promote,
+        name="api-promote",
+    ),
+    path(
+        "api/v1/projects/<str:project>/stages/<str:stage>/refresh",
+        api.refresh_stage,
+        name="api-refresh-stage",
+    ),
+    path(
+        "api/v1/projects/<str:project>/stages/<str:stage>/verification",
+        api.reverify,
+        name="api-reverify",
+    ),
+    path("api/v1/projects/<str:project>/freight", api.list_freight, name="api-freight"),
+    path(
+        "api/v1/projects/<str:project>/freight/<str:freight>/approve",
+        api.approve,
+        name="api-approve",
+    ),
+    path(
+        "api/v1/projects/<str:project>/warehouses/<str:warehouse>/refresh",
+        api.refresh_warehouse,
+        name="api-refresh-warehouse",
+    ),
+    path(
+        "api/v1/projects/<str:project>/promotions/<str:name>",
+        api.get_promotion,
+        name="api-promotion",
+    ),
+    path("api/v1/projects/<str:project>/promotions/<str:name>/abort", api.abort, name="api-abort"),
 ]

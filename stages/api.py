@@ -1,0 +1,170 @@
+"""JSON API: the dashboard's actions for scripts, in the spirit of Kargo's REST `/v1beta1` routes.
+Same permission checks as the pages (kargo_ui.auth); errors are `{"error": "..."}` as in Kargo.
+Authentication is the Django session (with its CSRF token for POSTs)."""
+
+import json
+from functools import wraps
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, JsonResponse
+from django.views.decorators.http import require_GET, require_POST
+
+from freight.actions import FreightError, do_approve, do_request_refresh
+from freight.models import Freight, Warehouse
+from kargo_ui.auth import get_project_for_user
+from kargo_ui.manifests import to_manifest
+from kargo_ui.models import Role
+
+from . import actions
+from .models import Promotion, Stage
+from .queries import availability
+from .views import actor_of
+
+
+def api_view(view):
+    """JSON errors instead of redirects and HTML pages."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return JsonResponse({"error": "authentication required"}, status=401)
+        try:
+            return view(request, *args, **kwargs)
+        except Http404 as exc:
+            return JsonResponse({"error": str(exc) or "not found"}, status=404)
+        except PermissionDenied as exc:
+            return JsonResponse({"error": str(exc) or "forbidden"}, status=403)
+        except (actions.PromotionError, FreightError, ValueError) as exc:
+            return JsonResponse({"error": str(exc)}, status=400)
+
+    return wrapper
+
+
+def body_of(request: HttpRequest) -> dict:
+    try:
+        data = json.loads(request.body or b"{}")
+    except ValueError:
+        raise ValueError("request body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise ValueError("request body must be a JSON object")
+    return data
+
+
+def get_or_404(qs, what: str, **lookup):
+    obj = qs.filter(**lookup).first()
+    if obj is None:
+        raise Http404(f"{what} not found")
+    return obj
+
+
+@require_GET
+@api_view
+def list_stages(request, project):
+    project, _ = get_project_for_user(request.user, project)
+    stages = Stage.objects.filter(project=project).select_related("project")
+    return JsonResponse({"items": [to_manifest("Stage", s) for s in stages]})
+
+
+@require_GET
+@api_view
+def list_freight(request, project):
+    project, _ = get_project_for_user(request.user, project)
+    limit = min(int(request.GET.get("limit", "100")), 1000)
+    freight = Freight.objects.filter(project=project).select_related("project")[:limit]
+    return JsonResponse({"items": [to_manifest("Freight", f) for f in freight]})
+
+
+@require_GET
+@api_view
+def get_promotion(request, project, name):
+    project, _ = get_project_for_user(request.user, project)
+    promotion = get_or_404(
+        Promotion.objects.select_related("project"),
+        f"promotion {name!r}",
+        project=project,
+        name=name,
+    )
+    return JsonResponse(to_manifest("Promotion", promotion))
+
+
+@require_POST
+@api_view
+def promote(request, project, stage):
+    """Body: exactly one of {"freight": name}, {"freightAlias": alias}, {"origin": "Warehouse/<name>"}."""
+    project, _ = get_project_for_user(request.user, project, Role.PROMOTER)
+    stage = get_or_404(Stage.objects, f"stage {stage!r}", project=project, name=stage)
+    data = body_of(request)
+    given = [k for k in ("freight", "freightAlias", "origin") if data.get(k)]
+    if len(given) != 1:
+        raise ValueError("give exactly one of freight, freightAlias or origin")
+    freight_qs = Freight.objects.filter(project=project)
+    if given == ["freight"]:
+        freight = get_or_404(freight_qs, "freight", name=data["freight"])
+    elif given == ["freightAlias"]:
+        freight = get_or_404(freight_qs, "freight", alias=data["freightAlias"])
+    else:
+        kind, _, origin = str(data["origin"]).partition("/")
+        if kind != "Warehouse" or not origin:
+            raise ValueError('origin must look like "Warehouse/<name>"')
+        freight = next(
+            (f for f in freight_qs.filter(origin_name=origin) if availability(stage, f)[0]), None
+        )
+        if freight is None:
+            raise actions.PromotionError(
+                f"no Freight from {data['origin']} is available to Stage {stage.name}"
+            )
+    promotion = actions.do_promote(stage, freight, actor_of(request))
+    promotion = Promotion.objects.select_related("project").get(id=promotion.id)
+    return JsonResponse(to_manifest("Promotion", promotion), status=201)
+
+
+@require_POST
+@api_view
+def approve(request, project, freight):
+    project, _ = get_project_for_user(request.user, project, Role.PROMOTER)
+    obj = Freight.objects.filter(project=project, name=freight).first() or get_or_404(
+        Freight.objects, "freight", project=project, alias=freight
+    )
+    stage = get_or_404(Stage.objects, "stage", project=project, name=request.GET.get("stage", ""))
+    do_approve(obj, stage.name, actor_of(request))
+    return JsonResponse({"approved": {"freight": obj.name, "stage": stage.name}})
+
+
+@require_POST
+@api_view
+def refresh_warehouse(request, project, warehouse):
+    project, _ = get_project_for_user(request.user, project, Role.PROMOTER)
+    obj = get_or_404(
+        Warehouse.objects.select_related("project"), "warehouse", project=project, name=warehouse
+    )
+    do_request_refresh(obj, actor_of(request))
+    return JsonResponse({"refreshRequested": f"Warehouse/{obj.name}"}, status=202)
+
+
+@require_POST
+@api_view
+def refresh_stage(request, project, stage):
+    project, _ = get_project_for_user(request.user, project, Role.PROMOTER)
+    obj = get_or_404(Stage.objects.select_related("project"), "stage", project=project, name=stage)
+    actions.do_refresh_stage(obj, actor_of(request))
+    return JsonResponse({"refreshRequested": f"Stage/{obj.name}"}, status=202)
+
+
+@require_POST
+@api_view
+def reverify(request, project, stage):
+    project, _ = get_project_for_user(request.user, project, Role.PROMOTER)
+    obj = get_or_404(Stage.objects.select_related("project"), "stage", project=project, name=stage)
+    return JsonResponse(actions.do_reverify(obj, actor_of(request)))
+
+
+@require_POST
+@api_view
+def abort(request, project, name):
+    project, _ = get_project_for_user(request.user, project, Role.PROMOTER)
+    promotion = get_or_404(
+        Promotion.objects.select_related("project"), "promotion", project=project, name=name
+    )
+    actions.do_abort(promotion, actor_of(request))
+    promotion.refresh_from_db()
+    return JsonResponse(to_manifest("Promotion", promotion))
