@@ -103,3 +103,21 @@ def test_a_promotion_change_pushes_its_drawer(users):
     html = run(scenario)
     assert f'id="promotion-drawer-{promotion.id}"' in html
     assert 'data-phase="Pending"' in html
+
+
+def test_the_socket_takes_no_commands(users):
+    """Actions are POSTs with CSRF and role checks; a message on the socket does nothing."""
+    from stages.models import Promotion
+
+    freight = Freight.objects.first()
+
+    async def scenario():
+        comm = communicator(users["carol"])
+        assert (await comm.connect())[0]
+        await comm.send_to(text_data='{"action": "promote", "stage": "test", "freight": "%s"}' % freight.name)
+        nothing = await comm.receive_nothing(timeout=0.5)
+        await comm.disconnect()
+        return nothing
+
+    assert run(scenario) is True
+    assert not Promotion.objects.exists()
