@@ -25,7 +25,7 @@ export KARGO_NO_SKIPS=1
 status=0
 # Browser tests run in their own pytest process: pytest-playwright keeps an asyncio loop in the
 # main thread, which would break async_to_sync in the other tests.
-.venv/bin/python -m pytest -m "not e2e" "$@" || status=$?
+.venv/bin/python -m pytest -m "not e2e" -p no:playwright "$@" || status=$?
 if [ "$status" = 0 ]; then
   DJANGO_ALLOW_ASYNC_UNSAFE=true .venv/bin/python -m pytest -m e2e "$@" || status=$?
 fi

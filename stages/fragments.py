@@ -5,7 +5,7 @@ from django.template.loader import render_to_string
 
 from freight.models import Freight
 from kargo_ui.auth import can_promote, role_in
-from kargo_ui.models import Project
+from kargo_ui.models import Event, Project
 
 from . import queries
 from .graph import layout, pipeline_order
@@ -30,9 +30,10 @@ def page_context(project: Project, role: str, before=None) -> dict:
     ordered = pipeline_order([v.stage for v in data.stages])
     colors = {stage.name: STAGE_COLORS[i % len(STAGE_COLORS)] for i, stage in enumerate(ordered)}
     holders: dict[str, list[str]] = {}
-    for view in data.stages:
-        for f in view.current:
-            holders.setdefault(f.name, []).append(view.stage.name)
+    views = {v.stage.name: v for v in data.stages}
+    for stage in ordered:
+        for f in views[stage.name].current:
+            holders.setdefault(f.name, []).append(stage.name)
     timeline = [(f, [(s, colors[s]) for s in holders.get(f.name, [])]) for f in data.freight]
     return {
         "project": project,
@@ -44,6 +45,7 @@ def page_context(project: Project, role: str, before=None) -> dict:
         "freight_total": data.freight_total,
         "freight_more": data.freight_total > len(data.freight) and before is None,
         "oldest": data.freight[-1].discovered_at if data.freight else None,
+        "events": list(Event.objects.filter(project=project)[:12]),
     }
 
 
@@ -127,7 +129,9 @@ def render_change(project: Project, user, kind: str, obj_id: int) -> str:
     if role is None:
         return ""
     ctx = page_context(project, role)
-    parts = [render_to_string(f"{PAGE}#pipeline", ctx), render_to_string(f"{PAGE}#timeline", ctx)]
+    parts = [
+        render_to_string(f"{PAGE}#{name}", ctx) for name in ("pipeline", "timeline", "activity")
+    ]
     stage = None
     if kind == "promotion":
         promotion = (

@@ -1,5 +1,7 @@
 """The project websocket: who may subscribe, and what a change pushes."""
 
+import json
+
 import pytest
 from asgiref.sync import async_to_sync
 from channels.routing import URLRouter
@@ -114,7 +116,8 @@ def test_the_socket_takes_no_commands(users):
     async def scenario():
         comm = communicator(users["carol"])
         assert (await comm.connect())[0]
-        await comm.send_to(text_data='{"action": "promote", "stage": "test", "freight": "%s"}' % freight.name)
+        command = {"action": "promote", "stage": "test", "freight": freight.name}
+        await comm.send_to(text_data=json.dumps(command))
         nothing = await comm.receive_nothing(timeout=0.5)
         await comm.disconnect()
         return nothing

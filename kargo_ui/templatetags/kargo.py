@@ -70,6 +70,21 @@ def phase_class(phase: str) -> str:
 
 
 @register.filter
+def event_class(reason: str) -> str:
+    """Colour an audit event by how it ended: PromotionSucceeded is good news, *Failed is not."""
+    for suffix, css in (
+        ("Succeeded", "ok"),
+        ("Failed", "bad"),
+        ("Errored", "bad"),
+        ("Aborted", "bad"),
+        ("Created", "run"),
+    ):
+        if reason.endswith(suffix):
+            return css
+    return "unknown"
+
+
+@register.filter
 def artifact_label(freight) -> str:
     """What a person recognises Freight by: a tag, else a short commit or image digest."""
     for c in freight.commits:
