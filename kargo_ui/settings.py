@@ -175,7 +175,7 @@ if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-    CELERY_BROKER_URL = "memory://"
+    CELERY_BROKER_URL = "memory://localhost//"
 
 CELERY_TASK_ALWAYS_EAGER = env_bool("KARGO_TASKS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
