@@ -4,7 +4,7 @@ import logging
 from functools import partial
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from kargo_ui.actions import record_event
@@ -42,26 +42,32 @@ def do_create_freight(
     existing = Freight.objects.filter(project=project, name=name).first()
     if existing:
         return existing, False
-    taken = set(Freight.objects.filter(project=project).values_list("alias", flat=True))
+    taken = AliasesInUse(project)
     if alias and alias in taken:
         raise FreightError(
             f"alias {alias!r} is already used by other Freight in project {project.name}"
         )
-    freight = Freight.objects.create(
-        project=project,
-        name=name,
-        alias=alias or generate_alias(taken),
-        origin_name=origin_name,
-        commits=commits,
-        images=images,
-        charts=charts,
-        artifacts=artifacts,
-        labels={"kargo.akuity.io/alias": alias} if alias else {},
-        discovered_at=discovered_at or timezone.now(),
-    )
-    if not freight.labels:
-        freight.labels = {"kargo.akuity.io/alias": freight.alias}
-        freight.save(update_fields=["labels"])
+    alias = alias or generate_alias(taken)
+    try:
+        # A savepoint: two discoveries of the same Warehouse may race to create the same Freight.
+        with transaction.atomic():
+            freight = Freight.objects.create(
+                project=project,
+                name=name,
+                alias=alias,
+                origin_name=origin_name,
+                commits=commits,
+                images=images,
+                charts=charts,
+                artifacts=artifacts,
+                labels={"kargo.akuity.io/alias": alias},
+                discovered_at=discovered_at or timezone.now(),
+            )
+    except IntegrityError:
+        existing = Freight.objects.filter(project=project, name=name).first()
+        if existing is None:
+            raise FreightError(f"alias {alias!r} was taken concurrently; try again") from None
+        return existing, False
     record_event(
         project,
         "FreightCreated",
@@ -71,6 +77,17 @@ def do_create_freight(
     )
     broadcast_on_commit(project.id, "freight", freight.id)
     return freight, True
+
+
+class AliasesInUse:
+    """`alias in AliasesInUse(project)` asks the database, so creating Freight never loads every
+    alias of a project with tens of thousands of Freight."""
+
+    def __init__(self, project: Project):
+        self.project = project
+
+    def __contains__(self, alias: str) -> bool:
+        return Freight.objects.filter(project=self.project, alias=alias).exists()
 
 
 def do_update_alias(freight: Freight, alias: str, actor: str) -> Freight:

@@ -461,3 +461,29 @@ def do_abort_verification(stage: Stage, actor: str) -> None:
     )
     if not running:
         raise PromotionError(f"Stage {stage.name} has no verification in progress to abort")
+
+
+def do_delete_stage(stage: Stage, actor: str) -> None:
+    """Delete a Stage and, as Kargo's reconcilers do, clear it from every Freight's status
+    (currentlyIn, verifiedIn, approvedFor) so no Freight points at a Stage that is gone."""
+    with transaction.atomic():
+        for freight in Freight.objects.select_for_update().filter(project_id=stage.project_id):
+            status = dict(freight.status)
+            changed = False
+            for key in ("currentlyIn", "verifiedIn", "approvedFor"):
+                if stage.name in status.get(key, {}):
+                    status[key] = {k: v for k, v in status[key].items() if k != stage.name}
+                    changed = True
+            if changed:
+                freight.status = status
+                freight.save(update_fields=["status"])
+        record_event(
+            stage.project,
+            "StageDeleted",
+            actor,
+            f"Stage {stage.name} deleted",
+            f"Stage/{stage.name}",
+        )
+        project_id, stage_id = stage.project_id, stage.id
+        stage.delete()
+        broadcast_on_commit(project_id, "stage", stage_id)

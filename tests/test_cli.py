@@ -430,7 +430,12 @@ def test_delete_refuses_freight_in_use(demo):
     kargo("promote", "--project", "kargo-demo", "--stage", "test", "--freight", freight.name)
     with pytest.raises(CommandError, match="in use by Stage"):
         kargo("delete", "freight", freight.name, "--project", "kargo-demo")
-    assert "stage/prod deleted" in kargo("delete", "stage", "prod", "--project", "kargo-demo")
+    assert "stage/test deleted" in kargo("delete", "stage", "test", "--project", "kargo-demo")
+    freight.refresh_from_db()
+    assert "test" not in freight.status["currentlyIn"]
+    assert "test" not in freight.status["verifiedIn"]
+    assert Event.objects.filter(reason="StageDeleted").exists()
+    assert "freight/" in kargo("delete", "freight", freight.name, "--project", "kargo-demo")
 
 
 def test_get_table_and_unknown_kind(demo):
@@ -438,3 +443,13 @@ def test_get_table_and_unknown_kind(demo):
     assert "kargo-demo   prod" in out
     with pytest.raises(CommandError, match="unknown kind 'gadget'"):
         kargo("get", "gadget")
+
+
+def test_creating_the_same_freight_twice_returns_the_first(demo):
+    from freight.actions import do_create_freight
+
+    commit = {"repoURL": "file:///x", "id": "a" * 40}
+    first, created = do_create_freight(demo, "guestbook", commits=[commit], actor="t")
+    again, created_again = do_create_freight(demo, "guestbook", commits=[commit], actor="t")
+    assert (created, created_again) == (True, False)
+    assert again.id == first.id

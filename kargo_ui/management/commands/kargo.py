@@ -143,7 +143,12 @@ class Command(BaseCommand):
                 delete_guard(obj)
             except FreightError as exc:
                 raise CommandError(str(exc)) from None
-        obj.delete()
+        if kind == "Stage":
+            from stages.actions import do_delete_stage
+
+            do_delete_stage(obj, opts["actor"])
+        else:
+            obj.delete()
         self.stdout.write(f"{kind.lower()}/{opts['name']} deleted")
 
     # -------------------------------------------------------------- promotions
