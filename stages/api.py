@@ -17,7 +17,7 @@ from kargo_ui.models import Role
 
 from . import actions
 from .models import Promotion, Stage
-from .queries import availability
+from .queries import availability, get_or_404
 from .views import actor_of
 
 
@@ -48,13 +48,6 @@ def body_of(request: HttpRequest) -> dict:
     if not isinstance(data, dict):
         raise ValueError("request body must be a JSON object")
     return data
-
-
-def get_or_404(qs, what: str, **lookup):
-    obj = qs.filter(**lookup).first()
-    if obj is None:
-        raise Http404(f"{what} not found")
-    return obj
 
 
 @require_GET

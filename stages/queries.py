@@ -12,6 +12,16 @@ from kargo_ui.models import Project
 from .models import Promotion, PromotionPhase, Stage
 
 
+def get_or_404(qs, what: str, **lookup):
+    """The one object of `qs` matching `lookup`, or a 404 that says what was missing."""
+    from django.http import Http404
+
+    obj = qs.filter(**lookup).first()
+    if obj is None:
+        raise Http404(f"{what} not found")
+    return obj
+
+
 def request_for(stage: Stage, origin_name: str) -> dict | None:
     return next(
         (

@@ -3,7 +3,7 @@ partial on an htmx request (progressive enhancement: every link and form works w
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -15,6 +15,7 @@ from kargo_ui.models import Role
 
 from . import actions, fragments
 from .models import Promotion, Stage
+from .queries import get_or_404
 
 PAGE = fragments.PAGE
 
@@ -49,9 +50,7 @@ def project_page(request: HttpRequest, name: str) -> HttpResponse:
 @login_required
 def stage_page(request: HttpRequest, name: str, stage: str) -> HttpResponse:
     project, role = get_project_for_user(request.user, name)
-    obj = Stage.objects.filter(project=project, name=stage).first()
-    if obj is None:
-        raise Http404("No such stage")
+    obj = get_or_404(Stage.objects, f"stage {stage!r}", project=project, name=stage)
     return render_drawer(
         request,
         project,
@@ -65,12 +64,9 @@ def stage_page(request: HttpRequest, name: str, stage: str) -> HttpResponse:
 @login_required
 def freight_page(request: HttpRequest, name: str, freight: str) -> HttpResponse:
     project, role = get_project_for_user(request.user, name)
-    obj = (
-        Freight.objects.filter(project=project, name=freight).first()
-        or Freight.objects.filter(project=project, alias=freight).first()
+    obj = Freight.objects.filter(project=project, name=freight).first() or get_or_404(
+        Freight.objects, f"freight {freight!r}", project=project, alias=freight
     )
-    if obj is None:
-        raise Http404("No such freight")
     return render_drawer(
         request,
         project,
@@ -84,9 +80,12 @@ def freight_page(request: HttpRequest, name: str, freight: str) -> HttpResponse:
 @login_required
 def promotion_page(request: HttpRequest, name: str, promotion: str) -> HttpResponse:
     project, role = get_project_for_user(request.user, name)
-    obj = Promotion.objects.select_related("stage").filter(project=project, name=promotion).first()
-    if obj is None:
-        raise Http404("No such promotion")
+    obj = get_or_404(
+        Promotion.objects.select_related("stage"),
+        f"promotion {promotion!r}",
+        project=project,
+        name=promotion,
+    )
     return render_drawer(
         request,
         project,
@@ -109,9 +108,7 @@ def _error(request: HttpRequest, project, message: str, back: str) -> HttpRespon
 @require_POST
 def promote(request: HttpRequest, name: str, stage: str) -> HttpResponse:
     project, role = get_project_for_user(request.user, name, Role.PROMOTER)
-    obj = Stage.objects.filter(project=project, name=stage).first()
-    if obj is None:
-        raise Http404("No such stage")
+    obj = get_or_404(Stage.objects, f"stage {stage!r}", project=project, name=stage)
     back = reverse("stage", args=[project.name, obj.name])
     freight = Freight.objects.filter(project=project, name=request.POST.get("freight", "")).first()
     if freight is None:
@@ -134,9 +131,7 @@ def approve(request: HttpRequest, name: str, freight: str) -> HttpResponse:
     from freight.actions import do_approve
 
     project, role = get_project_for_user(request.user, name, Role.PROMOTER)
-    obj = Freight.objects.filter(project=project, name=freight).first()
-    if obj is None:
-        raise Http404("No such freight")
+    obj = get_or_404(Freight.objects, f"freight {freight!r}", project=project, name=freight)
     back = reverse("freight", args=[project.name, obj.name])
     stage = Stage.objects.filter(project=project, name=request.POST.get("stage", "")).first()
     if stage is None:
@@ -156,9 +151,12 @@ def approve(request: HttpRequest, name: str, freight: str) -> HttpResponse:
 @require_POST
 def abort(request: HttpRequest, name: str, promotion: str) -> HttpResponse:
     project, role = get_project_for_user(request.user, name, Role.PROMOTER)
-    obj = Promotion.objects.select_related("stage").filter(project=project, name=promotion).first()
-    if obj is None:
-        raise Http404("No such promotion")
+    obj = get_or_404(
+        Promotion.objects.select_related("stage"),
+        f"promotion {promotion!r}",
+        project=project,
+        name=promotion,
+    )
     back = reverse("promotion", args=[project.name, obj.name])
     try:
         actions.do_abort(obj, actor_of(request))
@@ -178,9 +176,7 @@ def abort(request: HttpRequest, name: str, promotion: str) -> HttpResponse:
 @require_POST
 def refresh_stage(request: HttpRequest, name: str, stage: str) -> HttpResponse:
     project, role = get_project_for_user(request.user, name, Role.PROMOTER)
-    obj = Stage.objects.filter(project=project, name=stage).first()
-    if obj is None:
-        raise Http404("No such stage")
+    obj = get_or_404(Stage.objects, f"stage {stage!r}", project=project, name=stage)
     actions.do_refresh_stage(obj, actor_of(request))
     if htmx_partial(request):
         return render(request, f"{PAGE}#flash", {"flash_info": f"Refresh of {obj.name} requested."})
@@ -193,9 +189,7 @@ def refresh_warehouse(request: HttpRequest, name: str, warehouse: str) -> HttpRe
     from freight.actions import do_request_refresh
 
     project, role = get_project_for_user(request.user, name, Role.PROMOTER)
-    obj = Warehouse.objects.filter(project=project, name=warehouse).first()
-    if obj is None:
-        raise Http404("No such warehouse")
+    obj = get_or_404(Warehouse.objects, f"warehouse {warehouse!r}", project=project, name=warehouse)
     do_request_refresh(obj, actor_of(request))
     if htmx_partial(request):
         return render(request, f"{PAGE}#flash", {"flash_info": f"Refresh of {obj.name} requested."})
