@@ -12,6 +12,7 @@ from kargo_ui.conditions import condition, rfc3339, set_condition
 from kargo_ui.expressions import ExpressionError, evaluate
 from kargo_ui.live import broadcast_on_commit
 from kargo_ui.models import Project
+from kargo_ui.repos import RepoNotAllowed, check_repo_url
 
 from .discovery import DiscoveryError, discover_git
 from .ids import freight_id, generate_alias
@@ -182,6 +183,7 @@ def do_discover(warehouse_id: int) -> Freight | None:
                 kind = next((k for k in sub if k != "name"), "unknown")
                 raise DiscoveryError(f"{kind} subscriptions are not supported yet by this server")
             git = sub["git"]
+            check_repo_url(git["repoURL"])
             expression = git.get("expressionFilter", "")
             found = discover_git(
                 git,
@@ -211,7 +213,7 @@ def do_discover(warehouse_id: int) -> Freight | None:
                 **({"subscriptionName": sub["name"]} if sub.get("name") else {}),
             }
             latest_commits.append(commit)
-    except (DiscoveryError, ExpressionError) as exc:
+    except (DiscoveryError, ExpressionError, RepoNotAllowed) as exc:
         error = str(exc)
 
     freight = None

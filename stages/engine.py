@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from kargo_ui.conditions import rfc3339
 from kargo_ui.expressions import ExpressionError, evaluate_template
+from kargo_ui.repos import RepoNotAllowed, check_repo_url, repo_urls_in
 
 from . import actions
 from .models import Promotion, PromotionPhase
@@ -263,6 +264,11 @@ def run_step(promotion, step, alias, env, template_vars, state, work_dir, collec
         config = evaluate_template(step.get("config", {}), step_env)
     except ExpressionError as exc:
         return "Errored", str(exc), None, None
+    try:
+        for url in repo_urls_in(config):
+            check_repo_url(url)
+    except RepoNotAllowed as exc:
+        return "Errored", str(exc), None, config
     try:
         impl = get_step(step.get("uses", ""))
         valid = impl.validate(config or {})

@@ -1,0 +1,468 @@
+"""Live-update latency: how long a promotion takes to reach an OPEN page over the websocket.
+
+Run: .venv/bin/python bench/bench_live_latency.py [--mode embedded|scaled|both] [--runs N]
+
+For each runtime mode it starts the servers as the e2e fixtures do (embedded: `manage.py serve`;
+scaled: daphne + `celery worker` + `celery beat` on Redis/PostgreSQL), seeds the demo, and opens
+/project/kargo-demo/ in two Chromium pages. Page A opens a Freight drawer and clicks Promote to
+`test`, noting Date.now() just before the click; page B (never reloaded) watches the `test` node
+with a MutationObserver and notes when its phase first reads "Promoting" and when it reads "Ready"
+with the new Freight. Prints those delays per run, then the median and max per mode. Does not
+assert on times; not part of the test run. Every process, temp dir and database it made is
+removed at the end, also on Ctrl-C.
+"""
+
+import argparse
+import contextlib
+import os
+import platform
+import re
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from playwright.sync_api import Page, expect, sync_playwright
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV_BIN = ROOT / ".venv" / "bin"
+PYTHON = str(VENV_BIN / "python") if (VENV_BIN / "python").exists() else sys.executable
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+PROJECT = "kargo-demo"
+STAGE = "test"
+# The demo seeds v1.0.0 and v1.1.0; the Warehouse discovers v1.2.0. Cycling through them means
+# every run promotes Freight other than the one the Stage holds, so "Ready with the new Freight"
+# is a real change.
+FREIGHT = ("v1.0.0", "v1.1.0", "v1.2.0")
+PG = ["-h", "127.0.0.1", "-p", "5432", "-U", "postgres"]
+REDIS = ["redis-cli", "-h", "127.0.0.1", "-p", "6379"]
+
+# Installed in every page before its scripts run (as in tests/e2e/conftest.py): counts the htmx
+# websocket's opens and closes, so the report can say whether page B ever reconnected.
+LIVE_PROBE = """
+window.__kargo = {wsOpen: 0, wsClose: 0, wsMessages: 0};
+document.addEventListener('htmx:wsOpen', () => { window.__kargo.wsOpen += 1; });
+document.addEventListener('htmx:wsClose', () => { window.__kargo.wsClose += 1; });
+document.addEventListener('htmx:wsAfterMessage', () => { window.__kargo.wsMessages += 1; });
+"""
+
+# Page B: watch the Stage node. htmx swaps the whole #pipeline section out-of-band, so the node is
+# looked up again on every mutation.
+WATCH_STAGE = """([stage, label]) => {
+    const read = () => {
+        const node = document.querySelector(`.node-stage[data-stage="${stage}"]`);
+        if (!node) return {phase: null, freight: []};
+        const pill = node.querySelector('[data-testid=stage-phase]');
+        const freight = [...node.querySelectorAll('[data-testid=stage-freight]')]
+            .map((e) => e.textContent.trim().split(/\\s+/)[0]);
+        return {phase: pill ? pill.textContent.trim() : null, freight};
+    };
+    const start = read();
+    const rec = {start, promotingAt: null, readyAt: null, phases: [[start.phase, Date.now()]]};
+    const check = () => {
+        const now = Date.now();
+        const s = read();
+        if (s.phase !== rec.phases[rec.phases.length - 1][0]) rec.phases.push([s.phase, now]);
+        if (rec.promotingAt === null && s.phase === 'Promoting') rec.promotingAt = now;
+        if (rec.readyAt === null && s.phase === 'Ready' && s.freight.includes(label)
+                && (rec.promotingAt !== null || !start.freight.includes(label))) {
+            rec.readyAt = now;
+            observer.disconnect();
+        }
+    };
+    const observer = new MutationObserver(check);
+    observer.observe(document.body, {subtree: true, childList: true, characterData: true});
+    window.__lat = rec;
+}"""
+
+# Page A: the click itself, with the time taken right before it in the same task.
+CLICK = """(selector) => {
+    const button = document.querySelector(selector);
+    const t = Date.now();
+    button.click();
+    return t;
+}"""
+
+
+def quietly(close) -> None:
+    """Close a browser object; after Ctrl-C the Playwright driver may be gone already."""
+    with contextlib.suppress(Exception):
+        close()
+
+
+class Skip(Exception):
+    """A mode that cannot run on this machine; the message says why."""
+
+
+# --------------------------------------------------------------------------------------------
+# Server processes (the small parts of tests/e2e/conftest.py, without pytest)
+# --------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def clean_env(**extra: str) -> dict:
+    """This process's environment without any KARGO_/DJANGO_/DATABASE_URL/REDIS_URL of its own."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("KARGO_", "DJANGO_")) and k not in {"DATABASE_URL", "REDIS_URL"}
+    }
+    env.update(PYTHONUNBUFFERED="1", **extra)
+    return env
+
+
+def manage(env: dict, *args: str) -> None:
+    proc = subprocess.run(
+        [PYTHON, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(
+            f"manage.py {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+        )
+
+
+class Server:
+    """A long-running process in its own process group (so Ctrl-C reaches only this script, which
+    then stops the group), its output in a log file."""
+
+    def __init__(self, name: str, argv: list[str], env: dict, log_dir: Path):
+        self.name = name
+        self.log_path = log_dir / f"{name}.log"
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            argv,
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def tail(self, lines: int = 40) -> str:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def wait_for_http(self, url: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited {self.proc.returncode}:\n{self.tail()}")
+            with contextlib.suppress(OSError):
+                with urllib.request.urlopen(url, timeout=2) as r:
+                    if r.status == 200:
+                        return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name}: {url} did not answer:\n{self.tail()}")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        """TERM the whole process group, then KILL whatever lingers."""
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=10)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        if self.proc.poll() is None:
+            self.proc.wait(timeout=10)
+        self._log.close()
+
+
+def start(stack: contextlib.ExitStack, name: str, argv: list[str], env: dict, log_dir: Path):
+    server = Server(name, argv, env, log_dir)
+    stack.callback(server.stop)
+    return server
+
+
+def temp_dir(stack: contextlib.ExitStack, prefix: str) -> Path:
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    stack.callback(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
+def start_embedded(stack: contextlib.ExitStack) -> str:
+    """`manage.py serve`: daphne, Celery worker and beat in one process; SQLite, in-memory layer."""
+    data_dir = temp_dir(stack, "kargo-bench-embedded-")
+    env = clean_env(
+        KARGO_DATA_DIR=str(data_dir),
+        KARGO_SQLITE_PATH=str(data_dir / "db.sqlite3"),
+        KARGO_DEMO="1",
+        KARGO_MIN_DISCOVERY_INTERVAL="0",
+        DJANGO_SECRET_KEY="bench",
+    )
+    manage(env, "migrate", "--noinput")
+    manage(env, "demo")
+    port = free_port()
+    argv = [PYTHON, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    server = start(stack, "serve", argv, env, data_dir)
+    server.wait_for_http(f"http://127.0.0.1:{port}/healthz")
+    return f"http://127.0.0.1:{port}"
+
+
+def answering(argv: list[str]) -> str:
+    """'' when the command succeeds, else why not."""
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return str(exc)
+    return "" if proc.returncode == 0 else (proc.stdout + proc.stderr).strip() or "failed"
+
+
+def free_redis_db() -> int:
+    """An empty Redis database, so a concurrent test run does not share this Celery queue."""
+    for db in (*range(8, 16), *range(1, 8)):
+        out = subprocess.run([*REDIS, "-n", str(db), "dbsize"], capture_output=True, text=True)
+        if out.returncode == 0 and out.stdout.strip() == "0":
+            return db
+    raise Skip("no empty Redis database (1-15) on 127.0.0.1:6379")
+
+
+def start_scaled(stack: contextlib.ExitStack) -> str:
+    """daphne (web only), `celery worker` and `celery beat` as three processes on PostgreSQL and
+    Redis, with a database and a Redis db of their own."""
+    for argv, what in (
+        ([*REDIS, "ping"], "Redis on 127.0.0.1:6379"),
+        (["pg_isready", *PG], "PostgreSQL on 127.0.0.1:5432"),
+    ):
+        why = answering(argv)
+        if why:
+            raise Skip(f"{what} is not answering ({' '.join(argv)}: {why})")
+    token = secrets.token_hex(4)
+    db_name = f"kargo_bench_{token}"
+    redis_db = free_redis_db()
+    data_dir = temp_dir(stack, "kargo-bench-scaled-")
+    created = subprocess.run(["createdb", *PG, db_name], capture_output=True, text=True)
+    if created.returncode != 0:
+        raise Skip(f"createdb {db_name} failed: {created.stderr.strip()}")
+    # Registered now, so they run after the processes (registered later) have stopped.
+    stack.callback(
+        subprocess.run,
+        ["dropdb", *PG, "--force", "--if-exists", db_name],
+        capture_output=True,
+        timeout=60,
+    )
+    stack.callback(
+        subprocess.run, [*REDIS, "-n", str(redis_db), "flushdb"], capture_output=True, timeout=30
+    )
+    env = clean_env(
+        DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{db_name}",
+        REDIS_URL=f"redis://127.0.0.1:6379/{redis_db}",
+        KARGO_CHANNEL_PREFIX=f"kargo-bench-{token}",
+        KARGO_DATA_DIR=str(data_dir),
+        KARGO_DEMO="1",
+        KARGO_MIN_DISCOVERY_INTERVAL="0",
+        DJANGO_SECRET_KEY="bench",
+    )
+    manage(env, "migrate", "--noinput")
+    manage(env, "demo")
+    port = free_port()
+    daphne = start(
+        stack,
+        "daphne",
+        [str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "kargo_ui.asgi:application"],
+        env,
+        data_dir,
+    )
+    celery = str(VENV_BIN / "celery")
+    start(
+        stack,
+        "celery-worker",
+        [celery, "-A", "kargo_ui", "worker", "--pool", "threads", "--concurrency", "2"]
+        + ["--loglevel", "WARNING", "--without-mingle", "--without-gossip"],
+        env,
+        data_dir,
+    )
+    start(
+        stack,
+        "celery-beat",
+        [celery, "-A", "kargo_ui", "beat", "--loglevel", "WARNING"]
+        + ["--schedule", str(data_dir / "beat-schedule")],
+        env,
+        data_dir,
+    )
+    daphne.wait_for_http(f"http://127.0.0.1:{port}/healthz")
+    return f"http://127.0.0.1:{port}"
+
+
+# --------------------------------------------------------------------------------------------
+# The browser side
+# --------------------------------------------------------------------------------------------
+
+
+def freight_card(page: Page, label: str):
+    name = re.compile(rf"^\s*{re.escape(label)}\s*$")
+    return page.locator("li.freight-card").filter(
+        has=page.locator(".freight-label", has_text=name)
+    )
+
+
+def open_project(page: Page, base_url: str) -> None:
+    page.goto(f"{base_url}/project/{PROJECT}/")
+    expect(page.get_by_role("heading", name="Pipeline")).to_be_visible()
+    page.wait_for_function("window.__kargo && window.__kargo.wsOpen > 0", timeout=15_000)
+
+
+def wait_for_all_freight(page: Page, base_url: str, timeout: float = 90) -> None:
+    """Reload until the Warehouse has discovered the newest release (the others are seeded)."""
+    deadline = time.monotonic() + timeout
+    while not all(freight_card(page, label).count() for label in FREIGHT):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"Freight {FREIGHT} not all discovered after {timeout:.0f}s")
+        time.sleep(1)
+        open_project(page, base_url)
+
+
+def measure(a: Page, b: Page, label: str) -> dict:
+    """One promotion of `label` to STAGE clicked in A, watched in B. Returns its figures."""
+    card = freight_card(a, label)
+    card_id = card.get_attribute("id")  # freight-<pk>
+    drawer = f"#freight-drawer-{card_id.removeprefix('freight-')}"
+    button = f"{drawer} [data-testid=promote-to-{STAGE}]"
+    card.locator(".freight-link").click()
+    expect(a.locator(button)).to_be_visible(timeout=10_000)
+
+    b.evaluate(WATCH_STAGE, [STAGE, label])
+    clicked = a.evaluate(CLICK, button)
+
+    # A: the promotion drawer the click opened, followed live until the promotion ends.
+    phase = a.locator("#drawer .drawer-body[id^=promotion-drawer-] [data-testid=promotion-phase]")
+    expect(phase).to_have_text(re.compile("Succeeded|Failed|Errored|Aborted"), timeout=120_000)
+    started = a.locator("#drawer .kv", has_text="Started").inner_text()
+    took = re.search(r"took (\S+)", started)
+    # B: the Stage shows the new Freight (the observer then stops).
+    b.wait_for_function("window.__lat.readyAt !== null", timeout=60_000)
+    rec = b.evaluate("window.__lat")
+    # Nothing of this promotion left running or queued before the next run.
+    node = b.locator(f".node-stage[data-stage={STAGE}]")
+    expect(node.locator(".promo-progress")).to_have_count(0, timeout=30_000)
+    expect(node.locator(".pill-wait")).to_have_count(0, timeout=30_000)
+    return {
+        "freight": label,
+        "result": phase.inner_text().strip(),
+        "promoting_ms": None if rec["promotingAt"] is None else rec["promotingAt"] - clicked,
+        "ready_ms": rec["readyAt"] - clicked,
+        "took": took.group(1) if took else "?",
+        "phases": " > ".join(p for p, _ in rec["phases"]),
+    }
+
+
+def run_mode(mode: str, runs: int, browser) -> list[dict]:
+    with contextlib.ExitStack() as stack:
+        base_url = start_embedded(stack) if mode == "embedded" else start_scaled(stack)
+        context = browser.new_context()
+        stack.callback(quietly, context.close)
+        context.add_init_script(LIVE_PROBE)
+        context.set_default_timeout(30_000)
+        a = context.new_page()
+        a.goto(f"{base_url}/login/")
+        a.get_by_label("Username").fill("demo")
+        a.get_by_label("Password").fill("demo")
+        a.get_by_role("button", name="Sign in").click()
+        expect(a).to_have_url(f"{base_url}/")
+        open_project(a, base_url)
+        wait_for_all_freight(a, base_url)
+        b = context.new_page()  # the same session cookie: also logged in
+        open_project(b, base_url)
+        b.evaluate("window.__notReloaded = true")
+
+        results = []
+        for i in range(runs):
+            row = {"mode": mode, "run": i + 1, **measure(a, b, FREIGHT[i % len(FREIGHT)])}
+            results.append(row)
+            print_row(row)
+        stats = b.evaluate("({...window.__kargo, same: window.__notReloaded === true})")
+        if not stats["same"] or stats["wsOpen"] != 1 or stats["wsClose"] != 0:
+            print(f"  note: page B reloaded or reconnected during the runs: {stats}")
+        return results
+
+
+# --------------------------------------------------------------------------------------------
+# Report
+# --------------------------------------------------------------------------------------------
+
+HEADER = (
+    f"{'mode':<9} {'run':>3} {'freight':<7} {'promoting_ms':>12} {'ready_ms':>9} "
+    f"{'took':>5}  {'result':<9} B saw"
+)
+
+
+def ms(value) -> str:
+    return "-" if value is None else f"{value:.0f}"
+
+
+def print_row(row: dict) -> None:
+    print(
+        f"{row['mode']:<9} {row['run']:>3} {row['freight']:<7} {ms(row['promoting_ms']):>12} "
+        f"{ms(row['ready_ms']):>9} {row['took']:>5}  {row['result']:<9} {row['phases']}",
+        flush=True,
+    )
+
+
+def print_summary(results: dict[str, list[dict]]) -> None:
+    print()
+    print(f"{'mode':<9} {'stat':<6} {'promoting_ms':>12} {'ready_ms':>9}")
+    for mode, rows in results.items():
+        for name, fn in (("median", statistics.median), ("max", max)):
+            figures = []
+            for key in ("promoting_ms", "ready_ms"):
+                values = [r[key] for r in rows if r[key] is not None]
+                figures.append(ms(fn(values)) if values else "-")
+            print(f"{mode:<9} {name:<6} {figures[0]:>12} {figures[1]:>9}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mode", choices=("embedded", "scaled", "both"), default="both")
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    # `kill` (SIGTERM) cleans up like Ctrl-C does: SystemExit unwinds every ExitStack.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+    if not os.path.exists(CHROMIUM):
+        sys.exit(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)")
+    print(f"nproc: {len(os.sched_getaffinity(0))}  python: {platform.python_version()} ({sys.executable})")
+    print(f"click in page A -> page B's `{STAGE}` node shows Promoting / Ready with the Freight")
+    print("took: the promotion's duration as its drawer shows it (whole seconds)")
+    print()
+    modes = ["embedded", "scaled"] if args.mode == "both" else [args.mode]
+    results: dict[str, list[dict]] = {}
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            print(HEADER)
+            for mode in modes:
+                try:
+                    results[mode] = run_mode(mode, args.runs, browser)
+                except Skip as exc:
+                    print(f"{mode:<9} skipped: {exc}")
+        finally:
+            quietly(browser.close)
+    if results:
+        print_summary(results)
+
+
+if __name__ == "__main__":
+    main()

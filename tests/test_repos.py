@@ -1,0 +1,50 @@
+"""Local repositories are allowed only under the configured roots."""
+
+import pytest
+
+from freight.models import Freight, Warehouse
+from kargo_ui.repos import RepoNotAllowed, check_repo_url, repo_urls_in
+from stages.actions import do_promote
+from stages.models import Stage
+from stages.tasks import reconcile
+
+
+def test_remote_urls_pass_and_local_ones_need_an_allowed_root(settings, tmp_path):
+    settings.FILE_REPO_ROOTS = [str(tmp_path / "repos")]
+    check_repo_url("https://github.com/example/repo.git")
+    check_repo_url("git@github.com:example/repo.git")
+    check_repo_url(f"file://{tmp_path}/repos/app.git")
+    for url in (
+        f"file://{tmp_path}/elsewhere.git",
+        f"file://{tmp_path}/repos/../elsewhere.git",
+        "/etc",
+        "file:///",
+    ):
+        with pytest.raises(RepoNotAllowed, match="outside the directories this server allows"):
+            check_repo_url(url)
+
+
+def test_repo_urls_are_found_anywhere_in_a_config():
+    config = {"repoURL": "a", "apps": [{"sources": [{"repoURL": "b"}]}], "other": "c"}
+    assert repo_urls_in(config) == ["a", "b"]
+
+
+def test_a_step_may_not_touch_a_repository_outside_the_roots(demo, settings, tmp_path):
+    settings.FILE_REPO_ROOTS = [str(tmp_path / "nowhere")]
+    promotion = do_promote(Stage.objects.get(name="test"), Freight.objects.first(), actor="user:x")
+    promotion.refresh_from_db()
+    assert promotion.phase == "Errored"
+    first = promotion.status["stepExecutionMetadata"][0]
+    assert first["status"] == "Errored"
+    assert "outside the directories this server allows" in first["message"]
+
+
+def test_a_warehouse_may_not_read_a_repository_outside_the_roots(demo, settings, tmp_path):
+    settings.FILE_REPO_ROOTS = [str(tmp_path / "nowhere")]
+    Warehouse.objects.update(refresh_requested_at="2026-01-01T00:00:00Z")
+    reconcile()
+    healthy = next(
+        c for c in Warehouse.objects.get().status["conditions"] if c["type"] == "Healthy"
+    )
+    assert healthy["status"] == "False"
+    assert "outside the directories this server allows" in healthy["message"]
