@@ -314,9 +314,7 @@ def start_scaled(stack: contextlib.ExitStack) -> str:
 
 def freight_card(page: Page, label: str):
     name = re.compile(rf"^\s*{re.escape(label)}\s*$")
-    return page.locator("li.freight-card").filter(
-        has=page.locator(".freight-label", has_text=name)
-    )
+    return page.locator("li.freight-card").filter(has=page.locator(".freight-label", has_text=name))
 
 
 def open_project(page: Page, base_url: str) -> None:
@@ -443,7 +441,9 @@ def main() -> None:
 
     if not os.path.exists(CHROMIUM):
         sys.exit(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)")
-    print(f"nproc: {len(os.sched_getaffinity(0))}  python: {platform.python_version()} ({sys.executable})")
+    print(
+        f"nproc: {len(os.sched_getaffinity(0))}  python: {platform.python_version()} ({sys.executable})"
+    )
     print(f"click in page A -> page B's `{STAGE}` node shows Promoting / Ready with the Freight")
     print("took: the promotion's duration as its drawer shows it (whole seconds)")
     print()
