@@ -350,8 +350,10 @@ def measure(a: Page, b: Page, label: str) -> dict:
     expect(phase).to_have_text(re.compile("Succeeded|Failed|Errored|Aborted"), timeout=120_000)
     started = a.locator("#drawer .kv", has_text="Started").inner_text()
     took = re.search(r"took (\S+)", started)
-    # B: the Stage shows the new Freight (the observer then stops).
-    b.wait_for_function("window.__lat.readyAt !== null", timeout=60_000)
+    result = phase.inner_text().strip()
+    # B: the Stage shows the new Freight (the observer then stops); a failed promotion never does.
+    if result == "Succeeded":
+        b.wait_for_function("window.__lat.readyAt !== null", timeout=60_000)
     rec = b.evaluate("window.__lat")
     # Nothing of this promotion left running or queued before the next run.
     node = b.locator(f".node-stage[data-stage={STAGE}]")
@@ -359,9 +361,9 @@ def measure(a: Page, b: Page, label: str) -> dict:
     expect(node.locator(".pill-wait")).to_have_count(0, timeout=30_000)
     return {
         "freight": label,
-        "result": phase.inner_text().strip(),
+        "result": result,
         "promoting_ms": None if rec["promotingAt"] is None else rec["promotingAt"] - clicked,
-        "ready_ms": rec["readyAt"] - clicked,
+        "ready_ms": None if rec["readyAt"] is None else rec["readyAt"] - clicked,
         "took": took.group(1) if took else "?",
         "phases": " > ".join(p for p, _ in rec["phases"]),
     }
@@ -431,35 +433,54 @@ def print_summary(results: dict[str, list[dict]]) -> None:
             print(f"{mode:<9} {name:<6} {figures[0]:>12} {figures[1]:>9}")
 
 
+# Set by Ctrl-C or SIGTERM. The terminal's Ctrl-C also reaches Playwright's driver, so what
+# surfaces in this process may be a "target closed" error rather than KeyboardInterrupt.
+_interrupted = False
+
+
+def _on_signal(signum, frame) -> None:
+    global _interrupted
+    _interrupted = True
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mode", choices=("embedded", "scaled", "both"), default="both")
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    # `kill` (SIGTERM) cleans up like Ctrl-C does: SystemExit unwinds every ExitStack.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-
     if not os.path.exists(CHROMIUM):
         sys.exit(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)")
-    print(
-        f"nproc: {len(os.sched_getaffinity(0))}  python: {platform.python_version()} ({sys.executable})"
-    )
+    # Ctrl-C and `kill` unwind every ExitStack: servers stopped, databases dropped, dirs removed.
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+
+    cpus = len(os.sched_getaffinity(0))
+    print(f"nproc: {cpus}  python: {platform.python_version()} ({sys.executable})")
     print(f"click in page A -> page B's `{STAGE}` node shows Promoting / Ready with the Freight")
     print("took: the promotion's duration as its drawer shows it (whole seconds)")
     print()
     modes = ["embedded", "scaled"] if args.mode == "both" else [args.mode]
     results: dict[str, list[dict]] = {}
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            print(HEADER)
-            for mode in modes:
-                try:
-                    results[mode] = run_mode(mode, args.runs, browser)
-                except Skip as exc:
-                    print(f"{mode:<9} skipped: {exc}")
-        finally:
-            quietly(browser.close)
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(
+                executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+            )
+            try:
+                print(HEADER)
+                for mode in modes:
+                    try:
+                        results[mode] = run_mode(mode, args.runs, browser)
+                    except Skip as exc:
+                        print(f"{mode:<9} skipped: {exc}")
+            finally:
+                quietly(browser.close)
+    except BaseException:
+        if not _interrupted:
+            raise
+        print("\ninterrupted: servers stopped, temporary databases and directories removed")
+        sys.exit(130)
     if results:
         print_summary(results)
 

@@ -7,6 +7,7 @@ Uses its own SQLite database in a temp dir; not part of the test run.
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -25,6 +26,13 @@ def main() -> None:
     args = parser.parse_args()
 
     tmp = tempfile.mkdtemp(prefix="kargo-bench-")
+    try:
+        run(args, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(args, tmp: str) -> None:
     os.environ.update(
         KARGO_DATA_DIR=tmp, KARGO_SQLITE_PATH=f"{tmp}/bench.sqlite3", DJANGO_SECRET_KEY="bench"
     )

@@ -180,6 +180,9 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     CELERY_BROKER_URL = "memory://localhost//"
+    # kombu's in-memory transport polls its queues, by default once a second: a promotion (two
+    # tasks) would wait up to two seconds before it starts showing progress.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"polling_interval": 0.05}
 
 CELERY_TASK_ALWAYS_EAGER = env_bool("KARGO_TASKS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
