@@ -6,6 +6,7 @@ import uuid
 from functools import partial
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from ulid import ULID
 
@@ -191,18 +192,38 @@ def target_collection(stage: Stage, promotion: Promotion) -> dict:
     return {"id": collection_id([i["name"] for i in items.values()]), "items": items}
 
 
-def do_step_progress(promotion: Promotion, fields: list[str]) -> None:
-    promotion.heartbeat_at = timezone.now()
-    promotion.save(update_fields=[*fields, "heartbeat_at"])
+class LostOwnership(Exception):
+    """The promotion was finished by someone else (abort, recovery) while a worker ran it."""
+
+
+def do_step_progress(promotion: Promotion) -> None:
+    """Save a running promotion's step progress, only while it is still Running: a run whose
+    promotion was ended elsewhere must not write over the ending."""
+    saved = Promotion.objects.filter(id=promotion.id, phase=PromotionPhase.RUNNING).update(
+        status=promotion.status, heartbeat_at=timezone.now(), updated_at=timezone.now()
+    )
+    if not saved:
+        raise LostOwnership(promotion.name)
     broadcast_on_commit(promotion.project_id, "promotion", promotion.id)
 
 
-def do_finish(promotion: Promotion, phase: str, message: str) -> None:
-    """Record a terminal promotion and update the Stage and Freight the way Kargo's controllers do."""
+def do_finish(promotion: Promotion, phase: str, message: str) -> bool:
+    """Record a terminal promotion and update the Stage and Freight the way Kargo's controllers do.
+    Returns False, changing nothing, when the promotion had already ended (finished once only).
+
+    Locks the Stage, then the Promotion: every action takes them in that order."""
     from . import tasks
 
     now = timezone.now()
     with transaction.atomic():
+        stage = Stage.objects.select_for_update().get(id=promotion.stage_id)
+        open_phases = [PromotionPhase.PENDING, PromotionPhase.RUNNING]
+        if (
+            not Promotion.objects.select_for_update()
+            .filter(id=promotion.id, phase__in=open_phases)
+            .exists()
+        ):
+            return False
         promotion.phase = phase
         promotion.message = message
         promotion.finished_at = now
@@ -212,70 +233,7 @@ def do_finish(promotion: Promotion, phase: str, message: str) -> None:
             "message": message,
             "finishedAt": rfc3339(now),
         }
-        promotion.save(update_fields=["phase", "message", "finished_at", "status"])
-
-        stage = Stage.objects.select_for_update().get(id=promotion.stage_id)
-        status = dict(stage.status)
-        status.pop("currentPromotion", None)
-        status["lastPromotion"] = {
-            "name": promotion.name,
-            "freight": promotion.status["freight"],
-            "status": {
-                "phase": phase,
-                "message": message,
-                "finishedAt": rfc3339(now),
-                "freightCollection": promotion.status.get("freightCollection"),
-            },
-            "finishedAt": rfc3339(now),
-        }
-        conditions = set_condition(
-            status.get("conditions", []),
-            condition(
-                "Promoting", False, f"LastPromotion{phase}", message or f"Promotion {phase}", now
-            ),
-        )
-        if phase == PromotionPhase.SUCCEEDED:
-            collection = dict(promotion.status["freightCollection"])
-            verification = new_verification(stage, promotion.actor, now)
-            collection["verificationHistory"] = [verification]
-            status["freightHistory"] = ([collection] + list(status.get("freightHistory") or []))[
-                :10
-            ]
-            conditions = set_condition(
-                conditions, condition("Healthy", True, "Healthy", "Stage is healthy", now)
-            )
-            verified = verification["phase"] == "Successful"
-            conditions = set_condition(
-                conditions,
-                condition(
-                    "Verified",
-                    verified,
-                    "Verified" if verified else "VerificationError",
-                    verification.get("message", "Freight verified"),
-                    now,
-                ),
-            )
-            conditions = set_condition(
-                conditions,
-                condition(
-                    "Ready",
-                    verified,
-                    "Verified" if verified else "VerificationError",
-                    "Stage is ready" if verified else verification["message"],
-                    now,
-                ),
-            )
-            move_freight(stage, collection, verified, now)
-        else:
-            conditions = set_condition(
-                conditions,
-                condition(
-                    "Ready", False, f"LastPromotion{phase}", message or f"Promotion {phase}", now
-                ),
-            )
-        status["conditions"] = conditions
-        stage.status = status
-        stage.save(update_fields=["status"])
+        promotion.save(update_fields=["phase", "message", "finished_at", "status", "updated_at"])
         reason = {
             "Succeeded": "PromotionSucceeded",
             "Failed": "PromotionFailed",
@@ -290,8 +248,72 @@ def do_finish(promotion: Promotion, phase: str, message: str) -> None:
             f"Promotion/{promotion.name}",
         )
         broadcast_on_commit(stage.project_id, "promotion", promotion.id)
-        broadcast_on_commit(stage.project_id, "stage", stage.id)
+        # A queued promotion that ends (aborted while Pending) leaves the Stage as it is: the
+        # Stage's state belongs to the promotion it is running, if any.
+        if (stage.status.get("currentPromotion") or {}).get("name") == promotion.name:
+            record_on_stage(stage, promotion, phase, message, now)
         transaction.on_commit(partial(tasks.start_next_promotion.delay, stage.id))
+    return True
+
+
+def record_on_stage(stage: Stage, promotion: Promotion, phase: str, message: str, now) -> None:
+    status = dict(stage.status)
+    status.pop("currentPromotion", None)
+    status["lastPromotion"] = {
+        "name": promotion.name,
+        "freight": promotion.status["freight"],
+        "status": {
+            "phase": phase,
+            "message": message,
+            "finishedAt": rfc3339(now),
+            "freightCollection": promotion.status.get("freightCollection"),
+        },
+        "finishedAt": rfc3339(now),
+    }
+    conditions = set_condition(
+        status.get("conditions", []),
+        condition(
+            "Promoting", False, f"LastPromotion{phase}", message or f"Promotion {phase}", now
+        ),
+    )
+    if phase == PromotionPhase.SUCCEEDED:
+        collection = dict(promotion.status["freightCollection"])
+        verification = new_verification(stage, promotion.actor, now)
+        collection["verificationHistory"] = [verification]
+        status["freightHistory"] = ([collection] + list(status.get("freightHistory") or []))[:10]
+        conditions = set_condition(
+            conditions, condition("Healthy", True, "Healthy", "Stage is healthy", now)
+        )
+        verified = verification["phase"] == "Successful"
+        reason = "Verified" if verified else "VerificationError"
+        conditions = set_condition(
+            conditions,
+            condition(
+                "Verified", verified, reason, verification.get("message", "Freight verified"), now
+            ),
+        )
+        conditions = set_condition(
+            conditions,
+            condition(
+                "Ready",
+                verified,
+                reason,
+                "Stage is ready" if verified else verification["message"],
+                now,
+            ),
+        )
+        move_freight(stage, collection, verified, now)
+    else:
+        conditions = set_condition(
+            conditions,
+            condition(
+                "Ready", False, f"LastPromotion{phase}", message or f"Promotion {phase}", now
+            ),
+        )
+    status["conditions"] = conditions
+    stage.status = status
+    stage.save(update_fields=["status", "updated_at"])
+    broadcast_on_commit(stage.project_id, "stage", stage.id)
 
 
 def move_freight(stage: Stage, collection: dict, verified: bool, now) -> None:
@@ -301,10 +323,11 @@ def move_freight(stage: Stage, collection: dict, verified: bool, now) -> None:
     from kargo_ui.conditions import parse_rfc3339
 
     names = [i["name"] for i in collection["items"].values()]
-    for freight in Freight.objects.select_for_update().filter(project_id=stage.project_id):
+    involved = Freight.objects.select_for_update().filter(
+        Q(name__in=names) | Q(status__currentlyIn__has_key=stage.name), project_id=stage.project_id
+    )
+    for freight in involved:
         current = freight.status.get("currentlyIn", {})
-        if freight.name not in names and stage.name not in current:
-            continue
         status = dict(freight.status)
         currently_in = dict(current)
         verified_in = dict(status.get("verifiedIn", {}))
@@ -333,6 +356,7 @@ def do_abort(promotion: Promotion, actor: str) -> None:
     """Kargo's abort annotation: a Pending promotion ends at once; a Running one stops before its
     next step (the worker checks between steps)."""
     with transaction.atomic():
+        Stage.objects.select_for_update().filter(id=promotion.stage_id).first()
         promotion = Promotion.objects.select_for_update().get(id=promotion.id)
         if promotion.is_terminal:
             raise PromotionError(f"Promotion {promotion.name} already {promotion.phase}")
@@ -358,7 +382,8 @@ def do_refresh_stage(stage: Stage, actor: str) -> None:
 
     now = timezone.now()
     Stage.objects.filter(id=stage.id).update(
-        annotations={**stage.annotations, "kargo.akuity.io/refresh": rfc3339(now)}
+        # Sub-second precision: two refreshes in one second are two requests.
+        annotations={**stage.annotations, "kargo.akuity.io/refresh": now.isoformat()}
     )
     record_event(
         stage.project,
@@ -378,7 +403,6 @@ def do_handle_refresh(stage_id: int) -> None:
             stage.status = {**stage.status, "lastHandledRefresh": token}
             stage.save(update_fields=["status"])
             broadcast_on_commit(stage.project_id, "stage", stage.id)
-    do_start_next(stage_id)
 
 
 def do_init_stage_status(stage: Stage) -> None:
@@ -467,7 +491,13 @@ def do_delete_stage(stage: Stage, actor: str) -> None:
     """Delete a Stage and, as Kargo's reconcilers do, clear it from every Freight's status
     (currentlyIn, verifiedIn, approvedFor) so no Freight points at a Stage that is gone."""
     with transaction.atomic():
-        for freight in Freight.objects.select_for_update().filter(project_id=stage.project_id):
+        involved = Freight.objects.select_for_update().filter(
+            Q(status__currentlyIn__has_key=stage.name)
+            | Q(status__verifiedIn__has_key=stage.name)
+            | Q(status__approvedFor__has_key=stage.name),
+            project_id=stage.project_id,
+        )
+        for freight in involved:
             status = dict(freight.status)
             changed = False
             for key in ("currentlyIn", "verifiedIn", "approvedFor"):

@@ -52,6 +52,10 @@ class Heartbeat:
                 Promotion.objects.filter(id=self.promotion_id, phase=PromotionPhase.RUNNING).update(
                     heartbeat_at=timezone.now()
                 )
+            except Exception:
+                # A missed beat (a locked database, a dropped connection) must not end the
+                # heartbeat: the next one may succeed, and silence would get the run declared lost.
+                log.exception("heartbeat for promotion %s failed", self.promotion_id)
             finally:
                 close_old_connections()
 
@@ -78,7 +82,11 @@ def claim(promotion_id: int) -> Promotion | None:
     return promotion
 
 
-def build_env(promotion: Promotion, freight_alias: str, step_states: dict[str, str]) -> dict:
+def build_env(
+    promotion: Promotion, freight_alias: str, step_states: dict[str, str], tolerated: set[str]
+) -> dict:
+    """The expression environment of Kargo's promotion steps. `status(alias)` gives a step's real
+    status; success()/failure() ignore failures of continueOnError steps (`tolerated`)."""
     collection = promotion.status.get("freightCollection", {}).get("items", {})
     freight = promotion.status["freight"]
 
@@ -128,7 +136,7 @@ def build_env(promotion: Promotion, freight_alias: str, step_states: dict[str, s
         }
 
     def failed():
-        return any(s in FAILED_STEP_STATES for s in step_states.values())
+        return any(s in FAILED_STEP_STATES for a, s in step_states.items() if a not in tolerated)
 
     return {
         "ctx": {
@@ -165,15 +173,26 @@ def run(promotion_id: int) -> None:
     promotion = claim(promotion_id)
     if promotion is None:
         return
-    with Heartbeat(promotion.id):
-        phase, message = execute(promotion)
+    work_dir = work_dir_for(promotion)
+    try:
+        with Heartbeat(promotion.id):
+            phase, message = execute(promotion, work_dir)
+    except actions.LostOwnership:
+        log.warning("promotion %s was ended elsewhere while running; its run stops", promotion.name)
+        return
+    except Exception as exc:  # the promotion must end visibly with the cause, never hang Running
+        log.exception("promotion %s crashed", promotion.name)
+        phase, message = PromotionPhase.ERRORED, f"internal error: {exc.__class__.__name__}: {exc}"
+    finally:
+        # Every outcome shown (config, outputs, messages) is in the database; the clone is not
+        # needed after the run, and keeping it would keep other projects' data on disk.
+        shutil.rmtree(work_dir, ignore_errors=True)
     actions.do_finish(promotion, phase, message)
 
 
-def execute(promotion: Promotion) -> tuple[str, str]:
+def execute(promotion: Promotion, work_dir: Path) -> tuple[str, str]:
     from freight.models import Freight
 
-    work_dir = work_dir_for(promotion)
     if work_dir.exists():
         shutil.rmtree(work_dir)
     work_dir.mkdir(parents=True)
@@ -181,14 +200,14 @@ def execute(promotion: Promotion) -> tuple[str, str]:
     metadata: list[dict] = list(promotion.status.get("stepExecutionMetadata", []))
     state: dict = dict(promotion.status.get("state", {}))
     step_states: dict[str, str] = {}
-    alias_of = {}
+    tolerated: set[str] = set()  # aliases of failed continueOnError steps
     freight_alias = (
         Freight.objects.filter(project=promotion.project, name=promotion.freight_name)
         .values_list("alias", flat=True)
         .first()
         or ""
     )
-    env = build_env(promotion, freight_alias, step_states)
+    env = build_env(promotion, freight_alias, step_states, tolerated)
     stage_vars = promotion.stage.spec.get("vars", [])
     try:
         template_vars = evaluate_vars(
@@ -201,8 +220,9 @@ def execute(promotion: Promotion) -> tuple[str, str]:
     message = ""
     for index, step in enumerate(steps):
         alias = step.get("as") or f"step-{index + 1}"
-        alias_of[index] = alias
-        promotion.refresh_from_db(fields=["annotations"])
+        promotion.refresh_from_db(fields=["annotations", "phase"])
+        if promotion.phase != PromotionPhase.RUNNING:
+            raise actions.LostOwnership(promotion.name)
         if actions.ABORT_ANNOTATION in promotion.annotations:
             actor = _abort_actor(promotion.annotations[actions.ABORT_ANNOTATION])
             return PromotionPhase.ABORTED, f"Promotion terminated by {actor}"
@@ -217,7 +237,7 @@ def execute(promotion: Promotion) -> tuple[str, str]:
             "stepExecutionMetadata": metadata,
             "state": state,
         }
-        actions.do_step_progress(promotion, ["status"])
+        actions.do_step_progress(promotion)
 
         status, step_message, outputs, config_shown = run_step(
             promotion, step, alias, env, template_vars, state, work_dir, collection
@@ -231,16 +251,17 @@ def execute(promotion: Promotion) -> tuple[str, str]:
             entry["errorCount"] = 1
         if outputs:
             state[alias] = outputs
-        step_states[alias] = status if not step.get("continueOnError") else "Succeeded"
+        step_states[alias] = status
+        if step.get("continueOnError") and status in FAILED_STEP_STATES:
+            tolerated.add(alias)
         promotion.status = {**promotion.status, "stepExecutionMetadata": metadata, "state": state}
-        actions.do_step_progress(promotion, ["status"])
+        actions.do_step_progress(promotion)
         if status in FAILED_STEP_STATES and not step.get("continueOnError"):
             if outcome == PromotionPhase.SUCCEEDED or status == "Errored":
                 outcome = PromotionPhase.ERRORED if status == "Errored" else PromotionPhase.FAILED
                 message = f"step {alias} ({step.get('uses')}) {status.lower()}: {step_message}"
     if outcome == PromotionPhase.SUCCEEDED:
         message = f"All {len(steps)} steps succeeded"
-        shutil.rmtree(work_dir, ignore_errors=True)
     return outcome, message
 
 
@@ -317,10 +338,11 @@ def recover_lost(now=None) -> int:
                 status="Errored", finishedAt=rfc3339(now), message="worker stopped during this step"
             )
             promotion.status = {**promotion.status, "stepExecutionMetadata": metadata}
-        actions.do_finish(
+        # do_finish re-checks under lock, so two reconcilers never finish one promotion twice.
+        count += actions.do_finish(
             promotion,
             PromotionPhase.ERRORED,
-            f"the worker running this promotion stopped{where} (last heartbeat {rfc3339(promotion.heartbeat_at)}); promote again to retry",
+            f"the worker running this promotion stopped{where} (last heartbeat "
+            f"{rfc3339(promotion.heartbeat_at)}); promote again to retry",
         )
-        count += 1
     return count

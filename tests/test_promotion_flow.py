@@ -124,3 +124,37 @@ def test_seeding_the_demo_twice_changes_nothing(demo, capsys):
     call_command("demo", stdout=out)
     assert "stage/test unchanged" in out.getvalue()
     assert Stage.objects.filter(project=demo).count() == 3
+
+
+def test_continue_on_error_and_status_follow_kargo(demo):
+    """A failed continueOnError step does not fail the promotion, success() ignores it, and
+    status('alias') still reports what really happened."""
+    stage = Stage.objects.get(project=demo, name="test")
+    spec = stage.spec
+    steps = spec["promotionTemplate"]["spec"]["steps"]
+    steps.insert(
+        1,
+        {
+            "uses": "git-clear",
+            "as": "shaky",
+            "continueOnError": True,
+            "config": {"path": "./nowhere/../../escape"},
+        },
+    )
+    steps.append(
+        {
+            "uses": "compose-output",
+            "as": "report",
+            "if": "${{ status('shaky') == 'Errored' }}",
+            "config": {"shaky": "${{ status('shaky') }}"},
+        }
+    )
+    Stage.objects.filter(id=stage.id).update(spec=spec)
+    stage.refresh_from_db()
+    promotion = do_promote(stage, newest(demo), actor="user:tester")
+    promotion.refresh_from_db()
+    assert promotion.phase == "Succeeded", promotion.message
+    statuses = {s["alias"]: s["status"] for s in promotion.status["stepExecutionMetadata"]}
+    assert statuses["shaky"] == "Errored"
+    assert statuses["report"] == "Succeeded"
+    assert promotion.status["state"]["report"] == {"shaky": "Errored"}

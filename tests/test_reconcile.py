@@ -133,3 +133,64 @@ def test_discovery_failure_is_shown_on_the_warehouse(demo):
     healthy = next(c for c in warehouse.status["conditions"] if c["type"] == "Healthy")
     assert healthy["status"] == "False"
     assert "/nonexistent/app.git" in healthy["message"]
+
+
+def test_a_late_finish_does_not_overwrite_a_recovered_promotion(demo):
+    from stages.actions import do_finish
+
+    with no_worker():
+        promotion = do_promote(Stage.objects.get(name="test"), newest(demo), actor="cli:x")
+        do_start_next(promotion.stage_id)
+    Promotion.objects.filter(id=promotion.id).update(
+        heartbeat_at=timezone.now() - timedelta(minutes=5)
+    )
+    assert recover_lost() == 1
+    assert recover_lost() == 0  # a second reconciler finds nothing to do
+    promotion.refresh_from_db()
+    # The worker that was thought dead comes back and tries to record success.
+    assert do_finish(promotion, "Succeeded", "All 6 steps succeeded") is False
+    promotion.refresh_from_db()
+    assert promotion.phase == "Errored"
+    assert Stage.objects.get(id=promotion.stage_id).status.get("freightHistory") == []
+
+
+def test_aborting_a_queued_promotion_leaves_the_running_one_alone(demo):
+    from stages.actions import do_abort
+    from stages.queries import stage_phase
+
+    stage = Stage.objects.get(name="test")
+    with no_worker():
+        first = do_promote(stage, newest(demo), actor="cli:x")
+        second = do_promote(stage, newest(demo), actor="cli:x")
+        do_start_next(stage.id)
+        do_abort(second, "user:ops")
+    second.refresh_from_db()
+    assert second.phase == "Aborted"
+    stage.refresh_from_db()
+    assert stage.status["currentPromotion"]["name"] == first.name
+    assert stage_phase(stage) == "Promoting"
+
+
+def test_refreshing_a_stage_starts_its_queued_promotion_with_a_worker(demo):
+    from stages.actions import do_refresh_stage
+
+    stage = Stage.objects.get(name="test")
+    with no_worker():
+        promotion = do_promote(stage, newest(demo), actor="cli:x")
+    do_refresh_stage(stage, "user:ops")
+    promotion.refresh_from_db()
+    assert promotion.phase == "Succeeded"
+
+
+def test_a_crash_outside_any_step_ends_the_promotion_errored_with_the_cause(demo, monkeypatch):
+    from stages import engine
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(engine, "build_env", broken)
+    promotion = do_promote(Stage.objects.get(name="test"), newest(demo), actor="cli:x")
+    promotion.refresh_from_db()
+    assert promotion.phase == "Errored"
+    assert promotion.message == "internal error: RuntimeError: disk on fire"
+    assert not engine.work_dir_for(promotion).exists()
