@@ -1,10 +1,12 @@
 """Every state change of Warehouses and Freight. Each broadcasts its change on commit."""
 
 import logging
+from datetime import timedelta
 from functools import partial
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from kargo_ui.actions import record_event
@@ -143,8 +145,14 @@ def do_request_refresh(warehouse: Warehouse, actor: str) -> None:
     transaction.on_commit(partial(tasks.discover_warehouse.delay, warehouse.id))
 
 
+DISCOVERY_LEASE = timedelta(minutes=10)  # longer than git's own network timeout (5 minutes)
+
+
 def discovery_due(warehouse: Warehouse, now) -> bool:
-    """Kargo discovers when never discovered, on refresh, on a spec change or when the interval elapsed."""
+    """Kargo discovers when never discovered, on refresh, on a spec change or when the interval
+    elapsed; not while another discovery of it is running."""
+    if warehouse.discovery_started_at and now - warehouse.discovery_started_at < DISCOVERY_LEASE:
+        return False
     if warehouse.last_discovery_at is None or warehouse.refresh_requested_at is not None:
         return True
     if warehouse.status.get("observedGeneration") != warehouse.generation:
@@ -169,8 +177,11 @@ def do_discover(warehouse_id: int) -> Freight | None:
     """Run artifact discovery for a Warehouse and create Freight from the newest of every
     subscription (Kargo's buildFreightFromLatestArtifacts). Failures land in the Warehouse's
     conditions for the user to see; nothing is half-written."""
-    warehouse = Warehouse.objects.select_related("project").get(id=warehouse_id)
     now = timezone.now()
+    free = Q(discovery_started_at__isnull=True) | Q(discovery_started_at__lt=now - DISCOVERY_LEASE)
+    if not Warehouse.objects.filter(free, id=warehouse_id).update(discovery_started_at=now):
+        return None  # another worker is discovering this Warehouse right now
+    warehouse = Warehouse.objects.select_related("project").get(id=warehouse_id)
     refresh_token = warehouse.refresh_requested_at
     status = dict(warehouse.status)
     conditions = status.get("conditions", [])
@@ -215,49 +226,64 @@ def do_discover(warehouse_id: int) -> Freight | None:
             latest_commits.append(commit)
     except (DiscoveryError, ExpressionError, RepoNotAllowed) as exc:
         error = str(exc)
+    except Exception as exc:  # the Warehouse must show that discovery failed, not look idle
+        log.exception("discovery for warehouse %s crashed", warehouse.name)
+        error = f"internal error: {exc.__class__.__name__}: {exc}"
 
     freight = None
-    with transaction.atomic():
-        if error:
-            conditions = set_condition(
-                conditions, condition("Healthy", False, "DiscoveryFailed", error, now)
-            )
-            conditions = set_condition(
-                conditions, condition("Ready", False, "DiscoveryFailed", error, now)
-            )
-        else:
-            status["discoveredArtifacts"] = {"discoveredAt": rfc3339(now), "git": discovered_git}
-            conditions = set_condition(
-                conditions,
-                condition("Healthy", True, "ArtifactsDiscovered", "Artifacts discovered", now),
-            )
-            if warehouse.spec.get("freightCreationPolicy", "Automatic") == "Automatic":
-                freight, created = do_create_freight(
-                    warehouse.project,
-                    warehouse.name,
-                    commits=latest_commits,
-                    actor=f"controller:warehouse/{warehouse.name}",
+    try:
+        with transaction.atomic():
+            if error:
+                conditions = set_condition(
+                    conditions, condition("Healthy", False, "DiscoveryFailed", error, now)
                 )
-                reason = "NewFreight" if created else "AlreadyExists"
+                conditions = set_condition(
+                    conditions, condition("Ready", False, "DiscoveryFailed", error, now)
+                )
+            else:
+                status["discoveredArtifacts"] = {
+                    "discoveredAt": rfc3339(now),
+                    "git": discovered_git,
+                }
                 conditions = set_condition(
                     conditions,
-                    condition("FreightCreated", True, reason, f"Freight {freight.alias}", now),
+                    condition("Healthy", True, "ArtifactsDiscovered", "Artifacts discovered", now),
                 )
-                status["lastFreightID"] = freight.name
-            conditions = set_condition(
-                conditions,
-                condition("Ready", True, "ArtifactsDiscovered", "Warehouse is ready", now),
+                if warehouse.spec.get("freightCreationPolicy", "Automatic") == "Automatic":
+                    freight, created = do_create_freight(
+                        warehouse.project,
+                        warehouse.name,
+                        commits=latest_commits,
+                        actor=f"controller:warehouse/{warehouse.name}",
+                    )
+                    reason = "NewFreight" if created else "AlreadyExists"
+                    conditions = set_condition(
+                        conditions,
+                        condition("FreightCreated", True, reason, f"Freight {freight.alias}", now),
+                    )
+                    status["lastFreightID"] = freight.name
+                conditions = set_condition(
+                    conditions,
+                    condition("Ready", True, "ArtifactsDiscovered", "Warehouse is ready", now),
+                )
+            status["conditions"] = conditions
+            status["observedGeneration"] = warehouse.generation
+            if refresh_token:
+                status["lastHandledRefresh"] = rfc3339(refresh_token)
+            # Clear the refresh request only if no newer one arrived while we were discovering.
+            Warehouse.objects.filter(id=warehouse.id).update(
+                status=status, last_discovery_at=now, discovery_started_at=None
             )
-        status["conditions"] = conditions
-        status["observedGeneration"] = warehouse.generation
-        if refresh_token:
-            status["lastHandledRefresh"] = rfc3339(refresh_token)
-        # Clear the refresh request only if no newer one arrived while we were discovering.
-        Warehouse.objects.filter(id=warehouse.id).update(status=status, last_discovery_at=now)
-        Warehouse.objects.filter(id=warehouse.id, refresh_requested_at=refresh_token).update(
-            refresh_requested_at=None
+            Warehouse.objects.filter(id=warehouse.id, refresh_requested_at=refresh_token).update(
+                refresh_requested_at=None
+            )
+            broadcast_on_commit(warehouse.project_id, "warehouse", warehouse.id)
+    except Exception:
+        # Release the lease so the next reconcile retries instead of waiting it out.
+        Warehouse.objects.filter(id=warehouse.id, discovery_started_at=now).update(
+            discovery_started_at=None
         )
-        broadcast_on_commit(warehouse.project_id, "warehouse", warehouse.id)
+        raise
     if error:
         log.warning(
             "discovery for warehouse %s/%s failed: %s",

@@ -8,6 +8,9 @@ class Warehouse(Resource):
     # Set by a refresh request and cleared by the discovery that handled it (Kargo's refresh annotation).
     refresh_requested_at = models.DateTimeField(null=True, blank=True)
     last_discovery_at = models.DateTimeField(null=True, blank=True)
+    # A lease: set by the worker that runs discovery, so the periodic reconcile does not start
+    # the same discovery again while one is in progress.
+    discovery_started_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["name"]

@@ -56,13 +56,20 @@ def reconcile() -> None:
     waiting = (
         Promotion.objects.filter(phase=PromotionPhase.PENDING)
         .exclude(stage__promotions__phase=PromotionPhase.RUNNING)
+        .order_by()  # without the default ordering, DISTINCT is over stage_id alone
         .values_list("stage_id", flat=True)
         .distinct()
     )
     for stage_id in waiting:
         start_next_promotion.delay(stage_id)
     for warehouse in Warehouse.objects.only(
-        "id", "spec", "status", "generation", "last_discovery_at", "refresh_requested_at"
+        "id",
+        "spec",
+        "status",
+        "generation",
+        "last_discovery_at",
+        "refresh_requested_at",
+        "discovery_started_at",
     ):
         if discovery_due(warehouse, now):
             discover_warehouse.delay(warehouse.id)

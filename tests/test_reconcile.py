@@ -194,3 +194,45 @@ def test_a_crash_outside_any_step_ends_the_promotion_errored_with_the_cause(demo
     assert promotion.phase == "Errored"
     assert promotion.message == "internal error: RuntimeError: disk on fire"
     assert not engine.work_dir_for(promotion).exists()
+
+
+def test_a_running_discovery_is_not_started_again(demo):
+    from freight.actions import do_discover
+    from freight.tasks import discover_warehouse
+
+    warehouse = Warehouse.objects.get()
+    Warehouse.objects.filter(id=warehouse.id).update(
+        discovery_started_at=timezone.now(), refresh_requested_at=timezone.now()
+    )
+    with no_worker():
+        sent = []
+        original = discover_warehouse.delay
+        discover_warehouse.delay = lambda *a: sent.append(a)
+        try:
+            reconcile()
+        finally:
+            discover_warehouse.delay = original
+    assert sent == []
+    assert do_discover(warehouse.id) is None  # the lease holder is still at it
+    Warehouse.objects.filter(id=warehouse.id).update(
+        discovery_started_at=timezone.now() - timedelta(hours=1)
+    )
+    do_discover(warehouse.id)  # an expired lease is taken over
+    warehouse.refresh_from_db()
+    assert warehouse.discovery_started_at is None
+    assert warehouse.refresh_requested_at is None
+
+
+def test_an_unexpected_discovery_crash_is_shown_and_releases_the_lease(demo, monkeypatch):
+    from freight import actions
+
+    def broken(*args, **kwargs):
+        raise PermissionError("git-cache is read-only")
+
+    monkeypatch.setattr(actions, "discover_git", broken)
+    warehouse = Warehouse.objects.get()
+    actions.do_discover(warehouse.id)
+    warehouse.refresh_from_db()
+    healthy = next(c for c in warehouse.status["conditions"] if c["type"] == "Healthy")
+    assert healthy["message"] == "internal error: PermissionError: git-cache is read-only"
+    assert warehouse.discovery_started_at is None
