@@ -24,7 +24,7 @@ STAGE_COLORS = [
 ]
 
 
-def page_context(project: Project, role: str, before=None) -> dict:
+def page_context(project: Project, role: str, before: str = "") -> dict:
     data = queries.pipeline(project, before=before)
     graph = layout(data.warehouses, data.stages)
     ordered = pipeline_order([v.stage for v in data.stages])
@@ -43,8 +43,9 @@ def page_context(project: Project, role: str, before=None) -> dict:
         "colors": colors,
         "timeline": timeline,
         "freight_total": data.freight_total,
-        "freight_more": data.freight_total > len(data.freight) and before is None,
-        "oldest": data.freight[-1].discovered_at if data.freight else None,
+        "freight_more": data.has_older,
+        "freight_paged": data.paged,
+        "oldest": data.freight[-1].name if data.freight else "",
         "events": list(Event.objects.filter(project=project)[:12]),
     }
 

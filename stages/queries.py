@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass, field
 
+from django.db.models import Q
 from django.utils import timezone
 
 from freight.actions import parse_duration
@@ -118,16 +119,30 @@ class PipelineData:
     freight: list[Freight]
     freight_total: int
     freight_by_name: dict[str, Freight]
+    has_older: bool = False
+    paged: bool = False  # showing an older page of the timeline, not the newest
 
 
-def pipeline(project: Project, freight_limit: int = 60, before=None) -> PipelineData:
+def pipeline(project: Project, freight_limit: int = 60, before: str = "") -> PipelineData:
     """Everything the pipeline page shows, in a fixed number of queries whatever the size."""
     stages = list(Stage.objects.filter(project=project))
     warehouses = list(Warehouse.objects.filter(project=project))
     freight_qs = Freight.objects.filter(project=project)
     total = freight_qs.count()
-    page_qs = freight_qs.filter(discovered_at__lt=before) if before else freight_qs
-    freight_page = list(page_qs[:freight_limit])
+    page_qs = freight_qs
+    cursor = (
+        freight_qs.filter(name=before).values("discovered_at", "name").first() if before else None
+    )
+    if cursor:
+        # Keyset paging in the timeline's own order (-discovered_at, -name): no Freight is
+        # skipped or shown twice when several share a timestamp.
+        page_qs = freight_qs.filter(
+            Q(discovered_at__lt=cursor["discovered_at"])
+            | Q(discovered_at=cursor["discovered_at"], name__lt=cursor["name"])
+        )
+    freight_page = list(page_qs[: freight_limit + 1])
+    has_older = len(freight_page) > freight_limit
+    freight_page = freight_page[:freight_limit]
     # Freight a Stage currently holds may be older than the timeline page: fetch it too.
     wanted = {n for s in stages for n in current_freight_names(s.status)} - {
         f.name for f in freight_page
@@ -156,7 +171,9 @@ def pipeline(project: Project, freight_limit: int = 60, before=None) -> Pipeline
         )
         for s in stages
     ]
-    return PipelineData(project, views, warehouses, freight_page, total, by_name)
+    return PipelineData(
+        project, views, warehouses, freight_page, total, by_name, has_older, bool(cursor)
+    )
 
 
 def stage_detail(project: Project, name: str) -> tuple[Stage, list[Promotion]] | None:

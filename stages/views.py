@@ -36,12 +36,9 @@ def render_drawer(
 @login_required
 def project_page(request: HttpRequest, name: str) -> HttpResponse:
     project, role = get_project_for_user(request.user, name)
-    before = None
-    if request.GET.get("before"):
-        from django.utils.dateparse import parse_datetime
-
-        before = parse_datetime(request.GET["before"])
-    ctx = fragments.page_context(project, role, before=before)
+    # Timeline paging: ?before=<freight name> shows the Freight older than that one. An unknown
+    # name shows the newest page.
+    ctx = fragments.page_context(project, role, before=request.GET.get("before", ""))
     if htmx_partial(request) and request.htmx.target == "timeline":
         return render(request, f"{PAGE}#timeline", ctx)
     return render(request, PAGE, ctx)

@@ -239,3 +239,22 @@ def test_a_pending_promotion_says_why_it_waits(client, users, freight):
     assert f"Queued behind running promotion {first.name}" in body
     body = client.get(f"/project/kargo-demo/promotion/{first.name}/").content.decode()
     assert "pending-reason" not in body
+
+
+def test_the_timeline_pages_by_freight_without_gaps(client, users, freight):
+    make_pipeline(freight.project, n_stages=0, n_freight=130)  # 133 in all
+    from django.utils import timezone
+
+    # Ties on discovered_at across page boundaries are the hard case for paging.
+    Freight.objects.filter(name__startswith="a").update(discovered_at=timezone.now())
+    client = login(client, users["carol"])
+    seen, url = [], "/project/kargo-demo/"
+    for _ in range(5):
+        response = client.get(url)
+        seen += [f.name for f, _ in response.context["timeline"]]
+        if not response.context["freight_more"]:
+            break
+        url = f"/project/kargo-demo/?before={response.context['oldest']}"
+    assert len(seen) == len(set(seen)) == Freight.objects.count() == 133
+    assert 'id="timeline-older"' in response.content.decode()
+    assert client.get("/project/kargo-demo/?before=2024-13-45T00:00:00").status_code == 200
