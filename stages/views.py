@@ -7,7 +7,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
-from django_htmx.http import push_url
+from django_htmx.http import push_url, reswap
 
 from freight.models import Freight, Warehouse
 from kargo_ui.auth import get_project_for_user
@@ -96,7 +96,10 @@ def promotion_page(request: HttpRequest, name: str, promotion: str) -> HttpRespo
 def _error(request: HttpRequest, project, message: str, back: str) -> HttpResponse:
     """User errors come back as a visible message, never a 500."""
     if htmx_partial(request):
-        return render(request, f"{PAGE}#flash", {"flash_error": message}, status=422)
+        # 422 is swapped (see htmx-config in base.html); "none" keeps the target as it is and
+        # the message arrives out of band in #flash.
+        response = render(request, f"{PAGE}#flash", {"flash_error": message}, status=422)
+        return reswap(response, "none")
     messages.error(request, message)
     return redirect(back)
 

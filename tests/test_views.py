@@ -121,6 +121,7 @@ def test_bad_promote_requests_get_a_clear_error_not_a_500(client, users, freight
         headers={"HX-Request": "true"},
     )
     assert response.status_code == 422
+    assert response["HX-Reswap"] == "none"
     assert "Choose the Freight to promote" in response.content.decode()
     response = client.post(
         "/project/kargo-demo/stage/prod/promote",
