@@ -1,3 +1,4 @@
+from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
@@ -9,6 +10,7 @@ from . import views
 urlpatterns = [
     path("", views.projects, name="projects"),
     path("healthz", views.healthz, name="healthz"),
+    path("admin/", admin.site.urls),
     path("login/", auth_views.LoginView.as_view(template_name="login.html"), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("project/<str:name>/", stage_views.project_page, name="project"),

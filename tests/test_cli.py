@@ -453,3 +453,22 @@ def test_creating_the_same_freight_twice_returns_the_first(demo):
     again, created_again = do_create_freight(demo, "guestbook", commits=[commit], actor="t")
     assert (created, created_again) == (True, False)
     assert again.id == first.id
+
+
+def test_grant_and_revoke_roles(demo, django_user_model):
+    out = kargo(
+        "grant", "--project", "kargo-demo", "--user", "erin", "--role", "promoter", "--create-user"
+    )
+    assert "user/erin created with password" in out
+    assert "user/erin is promoter in project/kargo-demo" in out
+    from kargo_ui.auth import role_in
+
+    erin = django_user_model.objects.get(username="erin")
+    assert role_in(erin, demo) == "promoter"
+    kargo("grant", "--project", "kargo-demo", "--user", "erin", "--role", "viewer")
+    assert role_in(erin, demo) == "viewer"
+    kargo("revoke", "--project", "kargo-demo", "--user", "erin")
+    assert role_in(erin, demo) is None
+    with pytest.raises(CommandError, match="not found"):
+        kargo("grant", "--project", "kargo-demo", "--user", "nobody", "--role", "viewer")
+    assert Event.objects.filter(reason="RoleGranted").count() == 2

@@ -80,6 +80,22 @@ class Command(BaseCommand):
         p.add_argument("--timeout", type=float, default=120.0)
 
         p = sub.add_parser(
+            "grant", help="give a user a role in a project (viewer, promoter, admin)"
+        )
+        p.add_argument("--project", required=True)
+        p.add_argument("--user", required=True)
+        p.add_argument("--role", required=True, choices=["viewer", "promoter", "admin"])
+        p.add_argument(
+            "--create-user",
+            action="store_true",
+            help="create the user with a generated password, printed once",
+        )
+
+        p = sub.add_parser("revoke", help="remove a user's role in a project")
+        p.add_argument("--project", required=True)
+        p.add_argument("--user", required=True)
+
+        p = sub.add_parser(
             "verify", help="reverify a Stage's current Freight, or abort its verification"
         )
         p.add_argument("kind", choices=["stage"])
@@ -239,6 +255,44 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"refreshed: Ready={ready.get('status', 'Unknown')} {ready.get('message', '')}".rstrip()
             )
+
+    def do_grant(self, opts):
+        import secrets
+
+        from django.contrib.auth import get_user_model
+
+        from kargo_ui.actions import do_set_membership, record_event
+        from kargo_ui.models import Project
+
+        project = Project.objects.filter(name=opts["project"]).first()
+        if project is None:
+            raise CommandError(f"project {opts['project']!r} not found")
+        User = get_user_model()
+        user = User.objects.filter(username=opts["user"]).first()
+        if user is None and not opts["create_user"]:
+            raise CommandError(f"user {opts['user']!r} not found (add --create-user to create it)")
+        if user is None:
+            password = secrets.token_urlsafe(12)
+            user = User.objects.create_user(opts["user"], password=password)
+            self.stdout.write(f"user/{user.username} created with password {password}")
+        do_set_membership(project, user, opts["role"])
+        record_event(
+            project, "RoleGranted", opts["actor"], f"{user.username} is now {opts['role']}"
+        )
+        self.stdout.write(f"user/{user.username} is {opts['role']} in project/{project.name}")
+
+    def do_revoke(self, opts):
+        from kargo_ui.actions import record_event
+        from kargo_ui.models import Membership, Project
+
+        project = Project.objects.filter(name=opts["project"]).first()
+        deleted, _ = Membership.objects.filter(
+            project=project, user__username=opts["user"]
+        ).delete()
+        if not deleted:
+            raise CommandError(f"user {opts['user']!r} has no role in project {opts['project']!r}")
+        record_event(project, "RoleRevoked", opts["actor"], f"{opts['user']} has no role any more")
+        self.stdout.write(f"user/{opts['user']} removed from project/{opts['project']}")
 
     def do_verify(self, opts):
         from stages.actions import do_abort_verification, do_reverify
