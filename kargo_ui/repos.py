@@ -35,13 +35,23 @@ def check_repo_url(url: str) -> None:
     if path is None:
         return
     resolved = path.resolve()
-    roots = [Path(r).resolve() for r in settings.FILE_REPO_ROOTS or [settings.DATA_DIR]]
+    data = Path(settings.DATA_DIR).resolve()
+    roots = [Path(r).resolve() for r in settings.FILE_REPO_ROOTS or default_roots()]
+    # Warehouse mirrors and promotion work directories hold every project's clones: never a source.
+    private = [data / "git-cache", data / "work"]
+    if any(resolved == p or resolved.is_relative_to(p) for p in private):
+        raise RepoNotAllowed(f"local repository {url} is inside the server's private data")
     if not any(resolved == root or resolved.is_relative_to(root) for root in roots):
         allowed = ", ".join(str(r) for r in roots) or "(none)"
         raise RepoNotAllowed(
             f"local repository {url} is outside the directories this server allows ({allowed}); "
             "set KARGO_FILE_REPO_ROOTS to allow it"
         )
+
+
+def default_roots() -> list[Path]:
+    """$KARGO_DATA_DIR/repos for local repositories, and the demo's repositories."""
+    return [Path(settings.DATA_DIR) / "repos", Path(settings.DATA_DIR) / "demo" / "repos"]
 
 
 def repo_urls_in(config) -> list[str]:

@@ -70,7 +70,7 @@ RECONCILE_INTERVAL = env_float("KARGO_RECONCILE_INTERVAL", 2.0)
 # A Running promotion whose worker has not written a heartbeat for this long is taken as lost.
 PROMOTION_HEARTBEAT_TIMEOUT = env_float("KARGO_PROMOTION_HEARTBEAT_TIMEOUT", 30.0)
 # Local (file://) git repositories are allowed only below these directories (colon-separated);
-# remote URLs are not affected. Default: the data directory, where the demo keeps its repositories.
+# remote URLs are not affected. Default: $KARGO_DATA_DIR/repos and the demo's repositories.
 FILE_REPO_ROOTS = [p for p in env_str("KARGO_FILE_REPO_ROOTS").split(":") if p]
 # Kargo's minimum warehouse discovery interval is 5m; a local setup wants faster.
 MIN_DISCOVERY_INTERVAL = env_float("KARGO_MIN_DISCOVERY_INTERVAL", 0.0)
