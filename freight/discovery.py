@@ -34,6 +34,8 @@ from pathlib import Path
 
 import nodesemver
 
+from kargo_ui.repos import redact
+
 from .ids import normalize_git_url
 
 __all__ = ["DiscoveredCommit", "DiscoveryError", "discover_git"]
@@ -57,7 +59,6 @@ LOCAL_TIMEOUT = 60
 # guarantees a branch can never be mistaken for a command-line option.
 _BRANCH_RE = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9._/-]*[a-zA-Z0-9_-])?$")
 _SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-_USERINFO_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/\s]+@")
 
 # Field and record separators for git's --format output: characters that cannot
 # appear in names, e-mails or one-line subjects.
@@ -120,7 +121,7 @@ def discover_git(
     repo_url = sub.get("repoURL")
     if not isinstance(repo_url, str) or not repo_url.strip():
         raise DiscoveryError("git subscription has no repoURL")
-    shown_url = _redact(repo_url)
+    shown_url = redact(repo_url)
     if repo_url.startswith("-"):
         # Would be read by git as an option, not a repository.
         raise DiscoveryError(f"invalid repoURL {shown_url!r}: must not start with '-'")
@@ -169,11 +170,6 @@ def discover_git(
 # --------------------------------------------------------------------------
 
 
-def _redact(text: str) -> str:
-    """Mask user info (tokens, passwords) in any URL inside `text`."""
-    return _USERINFO_RE.sub(r"\1***@", text)
-
-
 # Variables that would point git at some other repository than the one we
 # mean (they are set, for instance, when running inside a git hook).
 _REPO_LOCATING_VARS = (
@@ -203,7 +199,7 @@ def _git_env() -> dict[str, str]:
 def _stderr_tail(stderr: bytes, max_lines: int = 6, max_chars: int = 600) -> str:
     lines = [line for line in stderr.decode("utf-8", "replace").splitlines() if line.strip()]
     tail = "\n".join(lines[-max_lines:])[-max_chars:]
-    return _redact(tail) or "(no error output)"
+    return redact(tail) or "(no error output)"
 
 
 def _git(
@@ -220,7 +216,7 @@ def _git(
     Runs in its own process group so a timeout can stop git's helpers
     (git-remote-https, upload-pack) too, not just git itself.
     """
-    shown = _redact(url)
+    shown = redact(url)
     try:
         proc = subprocess.Popen(
             ["git", *args],
@@ -365,7 +361,7 @@ class _Mirror:
                 if ref.startswith("refs/heads/"):
                     return ref[len("refs/heads/") :]
         raise DiscoveryError(
-            f"cannot determine the default branch of {_redact(self.url)} "
+            f"cannot determine the default branch of {redact(self.url)} "
             "(the repository may be empty); set 'branch' in the subscription"
         )
 
@@ -572,7 +568,7 @@ def _newest_from_branch(
     paths_filter: _PathsFilter | None,
     expression_filter: ExpressionFilter | None,
 ) -> list[DiscoveredCommit]:
-    shown_url = _redact(mirror.url)
+    shown_url = redact(mirror.url)
     target = branch or mirror.default_branch
     if not _BRANCH_RE.match(target) or len(target) > 255:
         raise DiscoveryError(f"invalid branch name {target!r} for {shown_url}")
@@ -706,7 +702,7 @@ def _list_tags(mirror: _Mirror) -> list[_Tag]:
         fields = line.split(_FS)
         if len(fields) != 9:
             raise DiscoveryError(
-                f"unexpected git for-each-ref output for {_redact(mirror.url)}: {line[:200]!r}"
+                f"unexpected git for-each-ref output for {redact(mirror.url)}: {line[:200]!r}"
             )
         name, obj_type, commit_id, subject, author, committer, date_text, tagger, annotation = (
             fields
@@ -776,7 +772,7 @@ def _from_tags(
     paths_filter: _PathsFilter | None,
     expression_filter: ExpressionFilter | None,
 ) -> list[DiscoveredCommit]:
-    shown_url = _redact(mirror.url)
+    shown_url = redact(mirror.url)
     strategy = rules.strategy
     tags = [t for t in _list_tags(mirror) if rules.name_ok(t.name)]
 

@@ -11,7 +11,11 @@ from .models import ROLE_RANK, Membership, Project, Role
 
 
 def is_loopback(request: HttpRequest | None) -> bool:
+    """A request made on this machine. A proxy on this machine makes every request look local, so
+    requests that came through one (Forwarded headers) do not count."""
     if request is None:
+        return False
+    if "HTTP_X_FORWARDED_FOR" in request.META or "HTTP_FORWARDED" in request.META:
         return False
     addr = request.META.get("REMOTE_ADDR", "")
     try:

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from kargo_ui.conditions import rfc3339
 from kargo_ui.expressions import ExpressionError, evaluate_template
-from kargo_ui.repos import RepoNotAllowed, check_repo_url, repo_urls_in
+from kargo_ui.repos import RepoNotAllowed, check_repo_url, redact_values, repo_urls_in
 
 from . import actions
 from .models import Promotion, PromotionPhase
@@ -246,7 +246,7 @@ def execute(promotion: Promotion, work_dir: Path) -> tuple[str, str]:
         if step_message:
             entry["message"] = step_message
         if config_shown is not None:
-            entry["config"] = config_shown
+            entry["config"] = redact_values(config_shown)
         if status == "Errored":
             entry["errorCount"] = 1
         if outputs:

@@ -66,3 +66,20 @@ def test_a_warehouse_may_not_read_a_repository_outside_the_roots(demo, settings,
     )
     assert healthy["status"] == "False"
     assert "outside the directories this server allows" in healthy["message"]
+
+
+def test_url_credentials_are_masked_everywhere_they_are_shown():
+    from kargo_ui.repos import redact, redact_values
+
+    assert (
+        redact("clone https://bot:s3cr3t@git.example.com/a.git failed")
+        == "clone https://***@git.example.com/a.git failed"
+    )
+    assert redact("https://user:p@ss@host/x") == "https://***@host/x"
+    assert (
+        redact("git@github.com:org/repo.git") == "git@github.com:org/repo.git"
+    )  # scp-style user, no secret
+    assert redact_values({"repoURL": "https://t0k3n@h/x", "n": [1, "ssh://u:p@h/y"]}) == {
+        "repoURL": "https://***@h/x",
+        "n": [1, "ssh://***@h/y"],
+    }

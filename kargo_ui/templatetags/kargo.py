@@ -4,8 +4,15 @@ from django.utils import timezone
 from django.utils.timesince import timesince
 
 from kargo_ui.conditions import parse_rfc3339
+from kargo_ui.repos import redact
 
 register = template.Library()
+
+
+@register.filter(name="redact")
+def redact_filter(value: str) -> str:
+    """URL credentials never reach a page."""
+    return redact(value or "")
 
 
 @register.filter

@@ -10,7 +10,6 @@ step's config goes through ``StepContext.path`` and every subprocess runs with a
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,8 @@ from typing import Any, ClassVar
 
 import pydantic
 from pydantic import BaseModel, ConfigDict
+
+from kargo_ui.repos import redact  # one rule for hiding URL credentials, app-wide
 
 
 class StepError(Exception):
@@ -145,13 +146,6 @@ def register(cls: type[Step]) -> type[Step]:
 
 
 # --- subprocesses --------------------------------------------------------------
-
-_CREDENTIALS_IN_URL = re.compile(r"(://)[^/@\s]+@")
-
-
-def redact(text: str) -> str:
-    """Hide user:password in URLs before text reaches a step message."""
-    return _CREDENTIALS_IN_URL.sub(r"\1***@", text)
 
 
 def tail(text: str, lines: int = 15, chars: int = 2000) -> str:
