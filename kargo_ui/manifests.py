@@ -5,6 +5,7 @@ A file is applied whole or not at all: every document is parsed and validated fi
 references, pipeline cycles), and only a clean file is written, in one transaction.
 """
 
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -184,14 +185,21 @@ def upstreams(spec: dict) -> list[str]:
 
 
 def find_cycle(start: str, graph: dict[str, list[str]]) -> list[str] | None:
-    stack = [(start, [start])]
-    while stack:
-        node, path = stack.pop()
+    """A path of upstream edges from `start` back to itself, or None. Breadth-first with a visited
+    set, so it is linear in the size of the pipeline, and the cycle it reports is a shortest one."""
+    parents: dict[str, str] = {}
+    queue = deque([start])
+    while queue:
+        node = queue.popleft()
         for up in graph.get(node, []):
             if up == start:
-                return [*path, start]
-            if up not in path:
-                stack.append((up, [*path, up]))
+                chain = [node]
+                while chain[-1] != start:
+                    chain.append(parents[chain[-1]])
+                return [*reversed(chain), start]
+            if up not in parents:
+                parents[up] = node
+                queue.append(up)
     return None
 
 
