@@ -12,6 +12,7 @@ import statistics
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -119,7 +120,7 @@ def run(args, tmp: str) -> None:
                 client.get(url)
                 page_times.append(time.perf_counter() - t)
                 t = time.perf_counter()
-                render_change(project, user, "stage", 0)
+                render_change(project.id, "admin", "stage", 0, uuid.uuid4().hex)
                 push_times.append(time.perf_counter() - t)
             print(
                 f"{n_stages:>7} {n_freight:>8} {len(queries):>8} "

@@ -6,6 +6,7 @@ subscribed over the websocket receives the message and its consumer renders the 
 
 import asyncio
 import logging
+import uuid
 from typing import TypedDict
 
 from asgiref.sync import async_to_sync
@@ -24,6 +25,7 @@ class Change(TypedDict):
     type: str  # channel layer handler name on the consumer: "project.change"
     kind: str  # stage | promotion | freight | warehouse | project
     id: int
+    seq: str  # unique per change: consumers render each change once per role (see render_change)
 
 
 def group_name(project_id: int) -> str:
@@ -34,7 +36,12 @@ def send_change(project_id: int, kind: str, obj_id: int) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
-    message: Change = {"type": "project.change", "kind": kind, "id": obj_id}
+    message: Change = {
+        "type": "project.change",
+        "kind": kind,
+        "id": obj_id,
+        "seq": uuid.uuid4().hex,
+    }
     group = group_name(project_id)
     loop = server_loop
     try:

@@ -16,7 +16,7 @@ class ProjectConsumer(AsyncWebsocketConsumer):
             name=self.scope["url_route"]["kwargs"]["name"]
         ).afirst()
         user = self.scope.get("user")
-        if self.project is None or user is None or not await self.allowed():
+        if self.project is None or user is None or await self.role() is None:
             await self.close(code=4403)
             return
         self.group = group_name(self.project.id)
@@ -33,15 +33,16 @@ class ProjectConsumer(AsyncWebsocketConsumer):
 
     async def project_change(self, event):
         # Membership may have been revoked since connect: check again for every event.
-        if not await self.allowed():
+        role = await self.role()
+        if role is None:
             await self.close(code=4403)
             return
         html = await database_sync_to_async(fragments.render_change)(
-            self.project, self.scope["user"], event["kind"], event["id"]
+            self.project.id, role, event["kind"], event["id"], event["seq"]
         )
         if html:
             await self.send(text_data=html)
 
     @database_sync_to_async
-    def allowed(self) -> bool:
-        return role_in(self.scope["user"], self.project) is not None
+    def role(self) -> str | None:
+        return role_in(self.scope["user"], self.project)

@@ -1,10 +1,12 @@
 """Context builders shared by the page views and the websocket consumer, so a pushed fragment is
 rendered by exactly the code that rendered the page."""
 
+from functools import lru_cache
+
 from django.template.loader import render_to_string
 
 from freight.models import Freight
-from kargo_ui.auth import can_promote, role_in
+from kargo_ui.auth import can_promote
 from kargo_ui.models import Event, Project
 
 from . import queries
@@ -124,11 +126,14 @@ def pending_reason(promotion: Promotion) -> str:
     )
 
 
-def render_change(project: Project, user, kind: str, obj_id: int) -> str:
-    """The fragments a page needs after a change, each swapped out-of-band by its id."""
-    role = role_in(user, project)
-    if role is None:
-        return ""
+@lru_cache(maxsize=256)
+def render_change(project_id: int, role: str, kind: str, obj_id: int, seq: str) -> str:
+    """The fragments a page needs after a change, each swapped out-of-band by its id.
+
+    What a page shows depends only on the project and the viewer's role, so every open page of
+    the same role gets the same HTML: rendered once per change (`seq`) and role, however many
+    pages are open in this process."""
+    project = Project.objects.get(id=project_id)
     ctx = page_context(project, role)
     parts = [
         render_to_string(f"{PAGE}#{name}", ctx) for name in ("pipeline", "timeline", "activity")

@@ -124,3 +124,28 @@ def test_the_socket_takes_no_commands(users):
 
     assert run(scenario) is True
     assert not Promotion.objects.exists()
+
+
+def test_each_change_is_rendered_once_per_role_for_all_open_pages(users):
+    """Ten open pages of promoters cost one render per change, not ten."""
+    from stages.fragments import render_change
+
+    stage = Stage.objects.get(name="test")
+
+    async def scenario():
+        from channels.db import database_sync_to_async
+
+        comms = [communicator(users["bob"]) for _ in range(10)]
+        for comm in comms:
+            assert (await comm.connect())[0]
+        before = render_change.cache_info()
+        await database_sync_to_async(send_change)(stage.project_id, "stage", stage.id)
+        pages = [await comm.receive_from(timeout=5) for comm in comms]
+        after = render_change.cache_info()
+        for comm in comms:
+            await comm.disconnect()
+        return pages, after.misses - before.misses
+
+    pages, renders = run(scenario)
+    assert renders == 1
+    assert len(set(pages)) == 1
