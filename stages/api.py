@@ -17,7 +17,7 @@ from kargo_ui.models import Role
 
 from . import actions
 from .models import Promotion, Stage
-from .queries import availability, get_or_404
+from .queries import freight_by_key, get_or_404, newest_available
 from .views import actor_of
 
 
@@ -99,9 +99,7 @@ def promote(request, project, stage):
         kind, _, origin = str(data["origin"]).partition("/")
         if kind != "Warehouse" or not origin:
             raise ValueError('origin must look like "Warehouse/<name>"')
-        freight = next(
-            (f for f in freight_qs.filter(origin_name=origin) if availability(stage, f)[0]), None
-        )
+        freight = newest_available(stage, origin)
         if freight is None:
             raise actions.PromotionError(
                 f"no Freight from {data['origin']} is available to Stage {stage.name}"
@@ -115,9 +113,9 @@ def promote(request, project, stage):
 @api_view
 def approve(request, project, freight):
     project, _ = get_project_for_user(request.user, project, Role.PROMOTER)
-    obj = Freight.objects.filter(project=project, name=freight).first() or get_or_404(
-        Freight.objects, "freight", project=project, alias=freight
-    )
+    obj = freight_by_key(project, freight)
+    if obj is None:
+        raise Http404(f"freight {freight!r} not found")
     stage = get_or_404(Stage.objects, "stage", project=project, name=request.GET.get("stage", ""))
     do_approve(obj, stage.name, actor_of(request))
     return JsonResponse({"approved": {"freight": obj.name, "stage": stage.name}})

@@ -53,7 +53,7 @@ def page_context(project: Project, role: str, before: str = "") -> dict:
 
 
 def stage_context(project: Project, stage: Stage, role: str) -> dict:
-    _, promotions = queries.stage_detail(project, stage.name)
+    promotions = queries.recent_promotions(stage)
     names = queries.current_freight_names(stage.status)
     current = list(Freight.objects.filter(project=project, name__in=names)) if names else []
     return {
@@ -126,7 +126,7 @@ def pending_reason(promotion: Promotion) -> str:
     )
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=32)  # one event's renders arrive within milliseconds
 def render_change(project_id: int, role: str, kind: str, obj_id: int, seq: str) -> str:
     """The fragments a page needs after a change, each swapped out-of-band by its id.
 

@@ -76,6 +76,23 @@ def soaked_for(freight: Freight, stage_name: str, now) -> float:
     return longest
 
 
+def newest_available(stage: Stage, origin_name: str) -> Freight | None:
+    """Kargo's promote-by-origin: the newest Freight of the Warehouse the Stage may take now."""
+    now = timezone.now()
+    candidates = Freight.objects.filter(project_id=stage.project_id, origin_name=origin_name)
+    return next(
+        (f for f in candidates.iterator(chunk_size=50) if availability(stage, f, now)[0]), None
+    )
+
+
+def freight_by_key(project, key: str) -> Freight | None:
+    """Freight by name, else by alias: users know Freight by either."""
+    return (
+        Freight.objects.filter(project=project, name=key).first()
+        or Freight.objects.filter(project=project, alias=key).first()
+    )
+
+
 def stage_phase(stage: Stage) -> str:
     """The phase Kargo's UI derives from conditions (getStagePhase)."""
     conditions = stage.status.get("conditions", [])
@@ -176,12 +193,8 @@ def pipeline(project: Project, freight_limit: int = 60, before: str = "") -> Pip
     )
 
 
-def stage_detail(project: Project, name: str) -> tuple[Stage, list[Promotion]] | None:
-    stage = Stage.objects.filter(project=project, name=name).first()
-    if stage is None:
-        return None
-    promotions = list(Promotion.objects.filter(stage=stage).order_by("-name").defer("spec")[:20])
-    return stage, promotions
+def recent_promotions(stage: Stage, limit: int = 20) -> list[Promotion]:
+    return list(Promotion.objects.filter(stage=stage).order_by("-name").defer("spec")[:limit])
 
 
 def promotable_freight(stage: Stage, limit: int = 30) -> list[tuple[Freight, bool, str]]:

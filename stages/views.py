@@ -3,7 +3,7 @@ partial on an htmx request (progressive enhancement: every link and form works w
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -15,7 +15,7 @@ from kargo_ui.models import Role
 
 from . import actions, fragments
 from .models import Promotion, Stage
-from .queries import get_or_404
+from .queries import freight_by_key, get_or_404
 
 PAGE = fragments.PAGE
 
@@ -61,9 +61,9 @@ def stage_page(request: HttpRequest, name: str, stage: str) -> HttpResponse:
 @login_required
 def freight_page(request: HttpRequest, name: str, freight: str) -> HttpResponse:
     project, role = get_project_for_user(request.user, name)
-    obj = Freight.objects.filter(project=project, name=freight).first() or get_or_404(
-        Freight.objects, f"freight {freight!r}", project=project, alias=freight
-    )
+    obj = freight_by_key(project, freight)
+    if obj is None:
+        raise Http404(f"freight {freight!r} not found")
     return render_drawer(
         request,
         project,

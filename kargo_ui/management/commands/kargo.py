@@ -173,7 +173,7 @@ class Command(BaseCommand):
         from freight.models import Freight
         from stages.actions import do_promote
         from stages.models import Stage
-        from stages.queries import availability
+        from stages.queries import newest_available
 
         stage = (
             Stage.objects.select_related("project")
@@ -188,14 +188,7 @@ class Command(BaseCommand):
         elif opts["freight_alias"]:
             freight = freight_qs.filter(alias=opts["freight_alias"]).first()
         else:
-            freight = next(
-                (
-                    f
-                    for f in freight_qs.filter(origin_name=opts["warehouse"])
-                    if availability(stage, f)[0]
-                ),
-                None,
-            )
+            freight = newest_available(stage, opts["warehouse"])
         if freight is None:
             raise CommandError("no such Freight (or none available to the Stage)")
         promotion = do_promote(stage, freight, opts["actor"])
