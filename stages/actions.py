@@ -478,13 +478,39 @@ def do_reverify(stage: Stage, actor: str) -> dict:
 
 
 def do_abort_verification(stage: Stage, actor: str) -> None:
-    history = stage.status.get("freightHistory") or []
-    running = history and any(
-        v.get("phase") in ("Pending", "Running")
-        for v in history[0].get("verificationHistory", [])[:1]
-    )
-    if not running:
-        raise PromotionError(f"Stage {stage.name} has no verification in progress to abort")
+    """Kargo's abort: the running verification of the current Freight ends Failed with
+    "Verification aborted by user" (Kargo records Failed, not Aborted)."""
+    now = timezone.now()
+    with transaction.atomic():
+        stage = Stage.objects.select_for_update().get(id=stage.id)
+        history = list(stage.status.get("freightHistory") or [])
+        latest = (history[0].get("verificationHistory") or [None])[0] if history else None
+        if not latest or latest.get("phase") not in ("Pending", "Running"):
+            raise PromotionError(f"Stage {stage.name} has no verification in progress to abort")
+        aborted = {
+            **latest,
+            "phase": "Failed",
+            "message": "Verification aborted by user",
+            "finishTime": rfc3339(now),
+        }
+        history[0] = {
+            **history[0],
+            "verificationHistory": [aborted, *history[0]["verificationHistory"][1:]],
+        }
+        conditions = set_condition(
+            stage.status.get("conditions", []),
+            condition("Verified", False, "VerificationFailed", "Verification aborted by user", now),
+        )
+        stage.status = {**stage.status, "freightHistory": history, "conditions": conditions}
+        stage.save(update_fields=["status", "updated_at"])
+        record_event(
+            stage.project,
+            "FreightVerificationAborted",
+            actor,
+            f"Verification of Stage {stage.name} aborted",
+            f"Stage/{stage.name}",
+        )
+        broadcast_on_commit(stage.project_id, "stage", stage.id)
 
 
 def do_delete_stage(stage: Stage, actor: str) -> None:

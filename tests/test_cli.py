@@ -487,3 +487,16 @@ def test_cycle_detection_is_linear_on_deep_pipelines():
     graph["s0-0"] = ["s39-0"]
     cycle = find_cycle("s39-0", graph)
     assert cycle[0] == cycle[-1] == "s39-0" and len(cycle) == 41
+
+
+def test_abort_marks_a_running_verification_failed_as_kargo_does(demo):
+    kargo("promote", "--project", "kargo-demo", "--stage", "test", "--warehouse", "guestbook")
+    stage = Stage.objects.get(name="test")
+    # What a verification in progress looks like (AnalysisRun verification is a later piece).
+    stage.status["freightHistory"][0]["verificationHistory"][0]["phase"] = "Running"
+    Stage.objects.filter(id=stage.id).update(status=stage.status)
+    assert "abort requested" in kargo(
+        "verify", "stage", "test", "--project", "kargo-demo", "--abort"
+    )
+    info = Stage.objects.get(id=stage.id).status["freightHistory"][0]["verificationHistory"][0]
+    assert (info["phase"], info["message"]) == ("Failed", "Verification aborted by user")
