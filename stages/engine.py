@@ -6,6 +6,7 @@ import os
 import shutil
 import socket
 import threading
+import time
 from pathlib import Path
 
 from django.conf import settings
@@ -24,6 +25,7 @@ from .steps.base import StepContext, StepError
 log = logging.getLogger(__name__)
 
 HEARTBEAT_EVERY = 5.0
+RETRY_DELAY = 1.0  # seconds before a retried step runs again, growing with each error
 FAILED_STEP_STATES = {"Failed", "Errored"}
 
 
@@ -239,16 +241,27 @@ def execute(promotion: Promotion, work_dir: Path) -> tuple[str, str]:
         }
         actions.do_step_progress(promotion)
 
-        status, step_message, outputs, config_shown = run_step(
-            promotion, step, alias, env, template_vars, state, work_dir, collection
-        )
+        # Kargo's retry.errorThreshold: how many consecutive errors end the step (default 1).
+        threshold = max(1, int((step.get("retry") or {}).get("errorThreshold") or 1))
+        errors = 0
+        while True:
+            status, step_message, outputs, config_shown = run_step(
+                promotion, step, alias, env, template_vars, state, work_dir, collection
+            )
+            if status != "Errored":
+                break
+            errors += 1
+            entry["errorCount"] = errors
+            if errors >= threshold:
+                break
+            entry["message"] = f"attempt {errors} of {threshold} errored: {step_message}"
+            actions.do_step_progress(promotion)
+            time.sleep(min(RETRY_DELAY * errors, 30))
         entry.update(status=status, finishedAt=rfc3339(timezone.now()))
         if step_message:
             entry["message"] = step_message
         if config_shown is not None:
             entry["config"] = redact_values(config_shown)
-        if status == "Errored":
-            entry["errorCount"] = 1
         if outputs:
             state[alias] = outputs
         step_states[alias] = status

@@ -158,3 +158,32 @@ def test_continue_on_error_and_status_follow_kargo(demo):
     assert statuses["shaky"] == "Errored"
     assert statuses["report"] == "Succeeded"
     assert promotion.status["state"]["report"] == {"shaky": "Errored"}
+
+
+def test_retry_error_threshold_reruns_an_erroring_step(demo, data_dir, monkeypatch):
+    """retry.errorThreshold: 3 gives a step three tries; the third succeeds once the cause is gone."""
+    from stages import engine
+
+    monkeypatch.setattr(engine, "RETRY_DELAY", 0)
+    calls = []
+    step_cls = engine.get_step("git-clear")
+    real_run = step_cls.run
+
+    def flaky(self, ctx, config):
+        calls.append(1)
+        if len(calls) < 3:
+            raise engine.StepError("transient failure")
+        return real_run(self, ctx, config)
+
+    monkeypatch.setattr(step_cls, "run", flaky)
+    stage = Stage.objects.get(project=demo, name="test")
+    spec = stage.spec
+    spec["promotionTemplate"]["spec"]["steps"][1]["retry"] = {"errorThreshold": 3}
+    Stage.objects.filter(id=stage.id).update(spec=spec)
+    stage.refresh_from_db()
+    promotion = do_promote(stage, newest(demo), actor="user:tester")
+    promotion.refresh_from_db()
+    assert promotion.phase == "Succeeded", promotion.message
+    clear = promotion.status["stepExecutionMetadata"][1]
+    assert (clear["status"], clear["errorCount"]) == ("Succeeded", 2)
+    assert len(calls) == 3
