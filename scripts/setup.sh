@@ -25,10 +25,12 @@ if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv with $PY"
   "$PY" -m venv .venv
 fi
+# requirements.txt names what we use; requirements.lock pins every package, transitive ones too
+# (regenerate: .venv/bin/python -m uv pip compile requirements.txt -o requirements.lock --python-version 3.12).
 stamp=.venv/.requirements.sha
-want=$(sha256sum requirements.txt | cut -d' ' -f1)
+want=$(cat requirements.txt requirements.lock | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip uv
-  .venv/bin/python -m uv pip install --quiet --python .venv/bin/python -r requirements.txt
+  .venv/bin/python -m uv pip install --quiet --python .venv/bin/python -r requirements.lock
   echo "$want" > "$stamp"
 fi
