@@ -97,6 +97,9 @@ def promotion_context(promotion: Promotion, role: str) -> dict:
     )
     return {
         "pending_reason": pending_reason(promotion) if promotion.phase == "Pending" else "",
+        "promotion_freight": Freight.objects.filter(
+            project_id=promotion.project_id, name=promotion.freight_name
+        ).first(),
         "promotion": promotion,
         "promotion_steps": rows,
         "promotion_done": done,
