@@ -500,3 +500,44 @@ def test_abort_marks_a_running_verification_failed_as_kargo_does(demo):
     )
     info = Stage.objects.get(id=stage.id).status["freightHistory"][0]["verificationHistory"][0]
     assert (info["phase"], info["message"]) == ("Failed", "Verification aborted by user")
+
+
+def test_a_promotion_manifest_promotes_and_round_trips(demo, tmp_path):
+    freight = Freight.objects.filter(project=demo).first()
+    path = write(
+        tmp_path,
+        "promo.yaml",
+        f"""
+        apiVersion: kargo.akuity.io/v1alpha1
+        kind: Promotion
+        metadata:
+          name: test.by-hand.{freight.name[:7]}
+          namespace: kargo-demo
+        spec:
+          stage: test
+          freight: {freight.name}
+        """,
+    )
+    assert (
+        kargo("apply", "-f", str(path)).strip()
+        == f"promotion/test.by-hand.{freight.name[:7]} created"
+    )
+    assert kargo("apply", "-f", str(path)).strip().endswith("unchanged")
+    exported = yaml.safe_load(
+        kargo(
+            "get",
+            "promotion",
+            f"test.by-hand.{freight.name[:7]}",
+            "--project",
+            "kargo-demo",
+            "-o",
+            "yaml",
+        )
+    )
+    assert exported["spec"]["stage"] == "test"
+    assert exported["spec"]["freight"] == freight.name
+    assert exported["status"]["phase"] == "Succeeded"
+    assert [s["uses"] for s in exported["spec"]["steps"]][:2] == ["git-clone", "git-clear"]
+    from kargo_ui.schemas import validate_document
+
+    assert validate_document(exported) == []
