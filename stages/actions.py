@@ -136,7 +136,7 @@ def do_promote(stage: Stage, freight: Freight, actor: str, name: str = "") -> Pr
 
 
 def do_start_next(stage_id: int) -> Promotion | None:
-    """Kargo's queue: one promotion at a time per Stage, FIFO by name. Marks the head Running and
+    """Kargo's queue: one promotion at a time per Stage, first in first out. Marks the head Running and
     returns it; the caller hands it to a worker once this commits."""
     with transaction.atomic():
         stage = Stage.objects.select_for_update().get(id=stage_id)
@@ -144,7 +144,9 @@ def do_start_next(stage_id: int) -> Promotion | None:
             return None
         head = (
             Promotion.objects.filter(stage=stage, phase=PromotionPhase.PENDING)
-            .order_by("name")
+            # Creation order, as Kargo's ComparePromotionByPhaseAndCreationTime; generated
+            # names sort the same way, hand-given names need not.
+            .order_by("created_at", "id")
             .first()
         )
         if head is None:

@@ -3,6 +3,7 @@ rendered by exactly the code that rendered the page."""
 
 from functools import lru_cache
 
+from django.db.models import Q
 from django.template.loader import render_to_string
 
 from freight.models import Freight
@@ -109,21 +110,21 @@ def promotion_context(promotion: Promotion, role: str) -> dict:
 
 def pending_reason(promotion: Promotion) -> str:
     """Why a promotion is still Pending, in words: users should never have to guess."""
+    queue = Promotion.objects.filter(stage_id=promotion.stage_id)
+    running = queue.filter(phase="Running").values_list("name", flat=True).first()
     ahead = (
-        Promotion.objects.filter(
-            stage_id=promotion.stage_id, phase__in=["Running", "Pending"], name__lt=promotion.name
+        queue.filter(phase="Pending")
+        .filter(
+            Q(created_at__lt=promotion.created_at)
+            | Q(created_at=promotion.created_at, id__lt=promotion.id)
         )
-        .order_by("name")
-        .values_list("name", "phase")
+        .count()
     )
-    ahead = list(ahead)
-    running = next((name for name, phase in ahead if phase == "Running"), None)
     if running:
-        queued = len(ahead) - 1
-        more = f" and {queued} other queued promotion{'s' if queued != 1 else ''}" if queued else ""
+        more = f" and {ahead} other queued promotion{'s' if ahead != 1 else ''}" if ahead else ""
         return f"Queued behind running promotion {running}{more}: a Stage runs one promotion at a time."
     if ahead:
-        return f"Queued behind {len(ahead)} earlier promotion{'s' if len(ahead) != 1 else ''} of this Stage."
+        return f"Queued behind {ahead} earlier promotion{'s' if ahead != 1 else ''} of this Stage."
     return (
         "Next in line: waiting for a worker to start it (the reconciler retries every few seconds)."
     )
