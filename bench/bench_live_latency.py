@@ -20,47 +20,27 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 from playwright.sync_api import Page, expect, sync_playwright
 
 ROOT = Path(__file__).resolve().parents[1]
-VENV_BIN = ROOT / ".venv" / "bin"
-PYTHON = str(VENV_BIN / "python") if (VENV_BIN / "python").exists() else sys.executable
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
+sys.path.insert(0, str(ROOT))  # for tests.e2e.servers when run as bench/bench_live_latency.py
+
+from tests.e2e import servers  # noqa: E402
+
 PROJECT = "kargo-demo"
 STAGE = "test"
 # The demo seeds v1.0.0 and v1.1.0; the Warehouse discovers v1.2.0. Cycling through them means
 # every run promotes Freight other than the one the Stage holds, so "Ready with the new Freight"
 # is a real change.
 FREIGHT = ("v1.0.0", "v1.1.0", "v1.2.0")
-PG = ["-h", "127.0.0.1", "-p", "5432", "-U", "postgres"]
-REDIS = ["redis-cli", "-h", "127.0.0.1", "-p", "6379"]
-
-# Installed in every page before its scripts run (as in tests/e2e/conftest.py): counts the htmx
-# websocket's opens and closes, so the report can say whether page B ever reconnected.
-LIVE_PROBE = """
-window.__kargo = {wsOpen: 0, wsClose: 0, wsMessages: 0};
-document.addEventListener('htmx:wsOpen', () => { window.__kargo.wsOpen += 1; });
-document.addEventListener('htmx:wsClose', () => { window.__kargo.wsClose += 1; });
-document.addEventListener('htmx:wsAfterMessage', () => { window.__kargo.wsMessages += 1; });
-"""
+# Every page gets the tests' LIVE_PROBE (tests/e2e/servers.py): it counts the htmx websocket's
+# opens and closes, so the report can say whether page B ever reconnected.
 
 # Page B: watch the Stage node. htmx swaps the whole #pipeline section out-of-band, so the node is
 # looked up again on every mutation.
@@ -106,93 +86,13 @@ def quietly(close) -> None:
         close()
 
 
-class Skip(Exception):
-    """A mode that cannot run on this machine; the message says why."""
-
-
 # --------------------------------------------------------------------------------------------
-# Server processes (the small parts of tests/e2e/conftest.py, without pytest)
+# Server processes (tests/e2e/servers.py, as the e2e fixtures start them)
 # --------------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def clean_env(**extra: str) -> dict:
-    """This process's environment without any KARGO_/DJANGO_/DATABASE_URL/REDIS_URL of its own."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("KARGO_", "DJANGO_")) and k not in {"DATABASE_URL", "REDIS_URL"}
-    }
-    env.update(PYTHONUNBUFFERED="1", **extra)
-    return env
-
-
-def manage(env: dict, *args: str) -> None:
-    proc = subprocess.run(
-        [PYTHON, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(
-            f"manage.py {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
-        )
-
-
-class Server:
-    """A long-running process in its own process group (so Ctrl-C reaches only this script, which
-    then stops the group), its output in a log file."""
-
-    def __init__(self, name: str, argv: list[str], env: dict, log_dir: Path):
-        self.name = name
-        self.log_path = log_dir / f"{name}.log"
-        self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(
-            argv,
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def tail(self, lines: int = 40) -> str:
-        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
-
-    def wait_for_http(self, url: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited {self.proc.returncode}:\n{self.tail()}")
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(url, timeout=2) as r:
-                    if r.status == 200:
-                        return
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{self.name}: {url} did not answer:\n{self.tail()}")
-            time.sleep(0.2)
-
-    def stop(self) -> None:
-        """TERM the whole process group, then KILL whatever lingers."""
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(timeout=10)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        if self.proc.poll() is None:
-            self.proc.wait(timeout=10)
-        self._log.close()
 
 
 def start(stack: contextlib.ExitStack, name: str, argv: list[str], env: dict, log_dir: Path):
-    server = Server(name, argv, env, log_dir)
+    server = servers.ServerProcess(name, argv, env, log_dir)
     stack.callback(server.stop)
     return server
 
@@ -206,103 +106,35 @@ def temp_dir(stack: contextlib.ExitStack, prefix: str) -> Path:
 def start_embedded(stack: contextlib.ExitStack) -> str:
     """`manage.py serve`: daphne, Celery worker and beat in one process; SQLite, in-memory layer."""
     data_dir = temp_dir(stack, "kargo-bench-embedded-")
-    env = clean_env(
-        KARGO_DATA_DIR=str(data_dir),
-        KARGO_SQLITE_PATH=str(data_dir / "db.sqlite3"),
-        KARGO_DEMO="1",
-        KARGO_MIN_DISCOVERY_INTERVAL="0",
-        DJANGO_SECRET_KEY="bench",
-    )
-    manage(env, "migrate", "--noinput")
-    manage(env, "demo")
-    port = free_port()
-    argv = [PYTHON, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    server = start(stack, "serve", argv, env, data_dir)
+    env = servers.embedded_env(data_dir, secret_key="bench")
+    servers.seed_demo(env)
+    port = servers.free_port()
+    server = start(stack, "serve", servers.serve_argv(port), env, data_dir)
     server.wait_for_http(f"http://127.0.0.1:{port}/healthz")
     return f"http://127.0.0.1:{port}"
-
-
-def answering(argv: list[str]) -> str:
-    """'' when the command succeeds, else why not."""
-    try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return str(exc)
-    return "" if proc.returncode == 0 else (proc.stdout + proc.stderr).strip() or "failed"
-
-
-def free_redis_db() -> int:
-    """An empty Redis database, so a concurrent test run does not share this Celery queue."""
-    for db in (*range(8, 16), *range(1, 8)):
-        out = subprocess.run([*REDIS, "-n", str(db), "dbsize"], capture_output=True, text=True)
-        if out.returncode == 0 and out.stdout.strip() == "0":
-            return db
-    raise Skip("no empty Redis database (1-15) on 127.0.0.1:6379")
 
 
 def start_scaled(stack: contextlib.ExitStack) -> str:
     """daphne (web only), `celery worker` and `celery beat` as three processes on PostgreSQL and
     Redis, with a database and a Redis db of their own."""
-    for argv, what in (
-        ([*REDIS, "ping"], "Redis on 127.0.0.1:6379"),
-        (["pg_isready", *PG], "PostgreSQL on 127.0.0.1:5432"),
-    ):
-        why = answering(argv)
-        if why:
-            raise Skip(f"{what} is not answering ({' '.join(argv)}: {why})")
+    servers.check_scaled_services()
     token = secrets.token_hex(4)
     db_name = f"kargo_bench_{token}"
-    redis_db = free_redis_db()
+    # From 8 up (the e2e fixtures try 7 first), so a concurrent test run does not share the queue.
+    redis_db = servers.free_redis_db(first=8)
     data_dir = temp_dir(stack, "kargo-bench-scaled-")
-    created = subprocess.run(["createdb", *PG, db_name], capture_output=True, text=True)
-    if created.returncode != 0:
-        raise Skip(f"createdb {db_name} failed: {created.stderr.strip()}")
+    servers.create_database(db_name)
     # Registered now, so they run after the processes (registered later) have stopped.
-    stack.callback(
-        subprocess.run,
-        ["dropdb", *PG, "--force", "--if-exists", db_name],
-        capture_output=True,
-        timeout=60,
+    stack.callback(servers.drop_database, db_name)
+    stack.callback(servers.flush_redis_db, redis_db)
+    env = servers.scaled_env(
+        data_dir, db_name, redis_db, f"kargo-bench-{token}", secret_key="bench"
     )
-    stack.callback(
-        subprocess.run, [*REDIS, "-n", str(redis_db), "flushdb"], capture_output=True, timeout=30
-    )
-    env = clean_env(
-        DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{db_name}",
-        REDIS_URL=f"redis://127.0.0.1:6379/{redis_db}",
-        KARGO_CHANNEL_PREFIX=f"kargo-bench-{token}",
-        KARGO_DATA_DIR=str(data_dir),
-        KARGO_DEMO="1",
-        KARGO_MIN_DISCOVERY_INTERVAL="0",
-        DJANGO_SECRET_KEY="bench",
-    )
-    manage(env, "migrate", "--noinput")
-    manage(env, "demo")
-    port = free_port()
-    daphne = start(
-        stack,
-        "daphne",
-        [str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "kargo_ui.asgi:application"],
-        env,
-        data_dir,
-    )
-    celery = str(VENV_BIN / "celery")
-    start(
-        stack,
-        "celery-worker",
-        [celery, "-A", "kargo_ui", "worker", "--pool", "threads", "--concurrency", "2"]
-        + ["--loglevel", "WARNING", "--without-mingle", "--without-gossip"],
-        env,
-        data_dir,
-    )
-    start(
-        stack,
-        "celery-beat",
-        [celery, "-A", "kargo_ui", "beat", "--loglevel", "WARNING"]
-        + ["--schedule", str(data_dir / "beat-schedule")],
-        env,
-        data_dir,
-    )
+    servers.seed_demo(env)
+    port = servers.free_port()
+    daphne = start(stack, "daphne", servers.daphne_argv(port), env, data_dir)
+    start(stack, "celery-worker", servers.worker_argv("WARNING"), env, data_dir)
+    start(stack, "celery-beat", servers.beat_argv(data_dir), env, data_dir)
     daphne.wait_for_http(f"http://127.0.0.1:{port}/healthz")
     return f"http://127.0.0.1:{port}"
 
@@ -310,11 +142,6 @@ def start_scaled(stack: contextlib.ExitStack) -> str:
 # --------------------------------------------------------------------------------------------
 # The browser side
 # --------------------------------------------------------------------------------------------
-
-
-def freight_card(page: Page, label: str):
-    name = re.compile(rf"^\s*{re.escape(label)}\s*$")
-    return page.locator("li.freight-card").filter(has=page.locator(".freight-label", has_text=name))
 
 
 def open_project(page: Page, base_url: str) -> None:
@@ -326,7 +153,7 @@ def open_project(page: Page, base_url: str) -> None:
 def wait_for_all_freight(page: Page, base_url: str, timeout: float = 90) -> None:
     """Reload until the Warehouse has discovered the newest release (the others are seeded)."""
     deadline = time.monotonic() + timeout
-    while not all(freight_card(page, label).count() for label in FREIGHT):
+    while not all(servers.freight_card(page, label).count() for label in FREIGHT):
         if time.monotonic() > deadline:
             raise RuntimeError(f"Freight {FREIGHT} not all discovered after {timeout:.0f}s")
         time.sleep(1)
@@ -335,7 +162,7 @@ def wait_for_all_freight(page: Page, base_url: str, timeout: float = 90) -> None
 
 def measure(a: Page, b: Page, label: str) -> dict:
     """One promotion of `label` to STAGE clicked in A, watched in B. Returns its figures."""
-    card = freight_card(a, label)
+    card = servers.freight_card(a, label)
     card_id = card.get_attribute("id")  # freight-<pk>
     drawer = f"#freight-drawer-{card_id.removeprefix('freight-')}"
     button = f"{drawer} [data-testid=promote-to-{STAGE}]"
@@ -374,7 +201,7 @@ def run_mode(mode: str, runs: int, browser) -> list[dict]:
         base_url = start_embedded(stack) if mode == "embedded" else start_scaled(stack)
         context = browser.new_context()
         stack.callback(quietly, context.close)
-        context.add_init_script(LIVE_PROBE)
+        context.add_init_script(servers.LIVE_PROBE)
         context.set_default_timeout(30_000)
         a = context.new_page()
         a.goto(f"{base_url}/login/")
@@ -449,8 +276,10 @@ def main() -> None:
     parser.add_argument("--mode", choices=("embedded", "scaled", "both"), default="both")
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    if not os.path.exists(CHROMIUM):
-        sys.exit(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)")
+    if not os.path.exists(servers.CHROMIUM):
+        sys.exit(
+            f"{servers.CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)"
+        )
     # Ctrl-C and `kill` unwind every ExitStack: servers stopped, databases dropped, dirs removed.
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
@@ -465,14 +294,14 @@ def main() -> None:
     try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(
-                executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+                executable_path=servers.CHROMIUM, headless=True, args=servers.CHROMIUM_ARGS
             )
             try:
                 print(HEADER)
                 for mode in modes:
                     try:
                         results[mode] = run_mode(mode, args.runs, browser)
-                    except Skip as exc:
+                    except servers.Unavailable as exc:
                         print(f"{mode:<9} skipped: {exc}")
             finally:
                 quietly(browser.close)
