@@ -43,3 +43,20 @@ def test_serve_refuses_demo_mode_off_loopback(settings):
     settings.DEMO_MODE = True
     with pytest.raises(CommandError, match="only on loopback"):
         call_command("serve", "--host", "0.0.0.0", "--no-worker")
+
+
+def test_the_login_page_shows_the_demo_account_only_where_it_works(client, settings, db):
+    settings.DEMO_MODE = True
+    assert (
+        "Demo mode: sign in as" in client.get("/login/", REMOTE_ADDR="127.0.0.1").content.decode()
+    )
+    assert "Demo mode" not in client.get("/login/", REMOTE_ADDR="10.0.0.5").content.decode()
+    settings.DEMO_MODE = False
+    assert "Demo mode" not in client.get("/login/", REMOTE_ADDR="127.0.0.1").content.decode()
+
+
+def test_a_failed_login_keeps_the_username(client, db):
+    response = client.post("/login/", {"username": "someone", "password": "wrong"})
+    body = response.content.decode()
+    assert "did not match" in body
+    assert 'value="someone"' in body
