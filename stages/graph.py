@@ -59,19 +59,9 @@ def layout(warehouses: list, stage_views: list) -> Layout:
     for node in nodes.values():
         node.parents = [p for p in node.parents if p in nodes]
 
-    memo: dict[str, int] = {}
-
-    def rank_of(node: Node, seen: frozenset = frozenset()) -> int:
-        if node.key in memo:
-            return memo[node.key]
-        if node.key in seen:  # a cycle: apply refuses them, but never loop forever on bad data
-            return 0
-        parents = [nodes[p] for p in node.parents]
-        memo[node.key] = 1 + max((rank_of(p, seen | {node.key}) for p in parents), default=-1)
-        return memo[node.key]
-
+    node_ranks = longest_path_ranks({key: node.parents for key, node in nodes.items()})
     for node in nodes.values():
-        node.rank = rank_of(node)
+        node.rank = node_ranks[node.key]
     ranks: dict[int, list[Node]] = {}
     for node in sorted(nodes.values(), key=lambda n: (n.kind != "warehouse", n.name)):
         ranks.setdefault(node.rank, []).append(node)
@@ -112,16 +102,31 @@ def _reorder(layer: list[Node], neighbours) -> None:
 def pipeline_order(stages: list) -> list:
     """Stages sorted as the pipeline reads, left to right: by rank (longest upstream chain), then
     name. Used wherever Stages are listed, so lists match the graph."""
-    by_name = {s.name: s for s in stages}
-    memo: dict[str, int] = {}
+    rank = longest_path_ranks({s.name: s.upstream_names for s in stages})
+    return sorted(stages, key=lambda s: (rank[s.name], s.name))
 
-    def rank(name: str, seen: frozenset = frozenset()) -> int:
-        if name in memo:
-            return memo[name]
-        if name in seen or name not in by_name:
-            return 0
-        ups = by_name[name].upstream_names
-        memo[name] = 1 + max((rank(u, seen | {name}) for u in ups), default=-1)
-        return memo[name]
 
-    return sorted(stages, key=lambda s: (rank(s.name), s.name))
+def longest_path_ranks(parents: dict[str, list[str]]) -> dict[str, int]:
+    """Each node's rank: 0 without parents, else 1 + its highest parent's rank. Parents not in
+    `parents` are ignored; an edge closing a cycle counts as rank 0 (apply refuses cycles, but
+    stored data must never make this loop). Iterative, so deep pipelines cannot hit the
+    recursion limit."""
+    ranks: dict[str, int] = {}
+    for start in parents:
+        if start in ranks:
+            continue
+        stack = [(start, iter(parents[start]))]
+        on_path = {start}
+        while stack:
+            node, pending = stack[-1]
+            for parent in pending:
+                if parent in parents and parent not in ranks and parent not in on_path:
+                    stack.append((parent, iter(parents[parent])))
+                    on_path.add(parent)
+                    break
+            else:
+                stack.pop()
+                on_path.discard(node)
+                known = [ranks.get(p, 0) for p in parents[node] if p in parents]
+                ranks[node] = 1 + max(known, default=-1)
+    return ranks

@@ -76,3 +76,10 @@ def test_hundreds_of_stages_lay_out_without_overlap():
 def test_pipeline_order_lists_stages_left_to_right():
     views = [stage("prod", ["uat"]), stage("uat", ["test"]), stage("test", direct=["w"])]
     assert [s.name for s in pipeline_order([v.stage for v in views])] == ["test", "uat", "prod"]
+
+
+def test_ranks_of_a_very_deep_pipeline_need_no_recursion():
+    from stages.graph import longest_path_ranks
+
+    chain = {f"s{i}": ([f"s{i - 1}"] if i else []) for i in range(5000)}
+    assert longest_path_ranks(chain)["s4999"] == 4999
