@@ -27,6 +27,14 @@ def newest(project):
     return Freight.objects.filter(project=project).first()
 
 
+def started_promotion(project) -> Promotion:
+    """A promotion the Stage has taken (Running) that no worker has run yet."""
+    with no_worker():
+        promotion = do_promote(Stage.objects.get(name="test"), newest(project), actor="cli:x")
+        do_start_next(promotion.stage_id)
+    return Promotion.objects.get(id=promotion.id)
+
+
 def test_a_pending_promotion_nobody_started_is_picked_up(demo):
     with no_worker():
         promotion = do_promote(Stage.objects.get(name="test"), newest(demo), actor="cli:x")
@@ -38,9 +46,7 @@ def test_a_pending_promotion_nobody_started_is_picked_up(demo):
 
 
 def test_a_running_promotion_whose_task_was_lost_is_run(demo, settings):
-    with no_worker():
-        promotion = do_promote(Stage.objects.get(name="test"), newest(demo), actor="cli:x")
-        do_start_next(promotion.stage_id)
+    promotion = started_promotion(demo)
     Promotion.objects.filter(id=promotion.id).update(
         started_at=timezone.now() - timedelta(minutes=5)
     )
@@ -50,9 +56,7 @@ def test_a_running_promotion_whose_task_was_lost_is_run(demo, settings):
 
 
 def test_a_worker_that_died_mid_step_leaves_an_errored_promotion_with_the_cause(demo):
-    with no_worker():
-        promotion = do_promote(Stage.objects.get(name="test"), newest(demo), actor="cli:x")
-        do_start_next(promotion.stage_id)
+    promotion = started_promotion(demo)
     promotion.refresh_from_db()
     # What a worker killed during step 2 leaves behind: a claimed run, a stale heartbeat.
     stale = timezone.now() - timedelta(minutes=5)
@@ -81,9 +85,7 @@ def test_a_worker_that_died_mid_step_leaves_an_errored_promotion_with_the_cause(
 
 
 def test_a_live_heartbeat_is_left_alone(demo):
-    with no_worker():
-        promotion = do_promote(Stage.objects.get(name="test"), newest(demo), actor="cli:x")
-        do_start_next(promotion.stage_id)
+    promotion = started_promotion(demo)
     Promotion.objects.filter(id=promotion.id).update(heartbeat_at=timezone.now())
     assert recover_lost() == 0
     promotion.refresh_from_db()
@@ -94,9 +96,8 @@ def test_abort_stops_a_running_promotion_before_its_next_step(demo):
     from stages.actions import do_abort
     from stages.engine import run
 
+    promotion = started_promotion(demo)
     with no_worker():
-        promotion = do_promote(Stage.objects.get(name="test"), newest(demo), actor="cli:x")
-        do_start_next(promotion.stage_id)
         do_abort(Promotion.objects.get(id=promotion.id), "user:ops")
         run(promotion.id)
     promotion.refresh_from_db()
@@ -138,9 +139,7 @@ def test_discovery_failure_is_shown_on_the_warehouse(demo):
 def test_a_late_finish_does_not_overwrite_a_recovered_promotion(demo):
     from stages.actions import do_finish
 
-    with no_worker():
-        promotion = do_promote(Stage.objects.get(name="test"), newest(demo), actor="cli:x")
-        do_start_next(promotion.stage_id)
+    promotion = started_promotion(demo)
     Promotion.objects.filter(id=promotion.id).update(
         heartbeat_at=timezone.now() - timedelta(minutes=5)
     )
