@@ -50,9 +50,9 @@ def run(args, tmp: str) -> None:
     from django.test import Client
     from django.utils import timezone
 
-    from freight.ids import freight_id
     from freight.models import Freight, Warehouse
-    from kargo_ui.actions import do_create_project
+    from kargo.freight_ids import freight_id
+    from projects.actions import do_create_project
     from stages.fragments import render_change
     from stages.models import Stage
 

@@ -2,22 +2,24 @@
 
 import logging
 from datetime import timedelta
-from functools import partial
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from kargo_ui.actions import record_event
-from kargo_ui.conditions import condition, rfc3339, set_condition
-from kargo_ui.expressions import ExpressionError, evaluate
-from kargo_ui.live import broadcast_on_commit
-from kargo_ui.models import Project
-from kargo_ui.repos import RepoNotAllowed, check_repo_url
+from kargo.conditions import condition, set_condition
+from kargo.durations import parse_duration
+from kargo.expressions import ExpressionError, evaluate
+from kargo.freight_ids import freight_id, generate_alias
+from kargo.times import rfc3339
+from projects.actions import record_event
+from projects.live import broadcast_on_commit
+from projects.models import Project
+from projects.queue import enqueue_on_commit
+from projects.repos import RepoNotAllowed, check_repo_url
 
 from .discovery import DiscoveryError, discover_git
-from .ids import freight_id, generate_alias
 from .models import Freight, Warehouse
 
 log = logging.getLogger(__name__)
@@ -131,8 +133,6 @@ def do_approve(freight: Freight, stage_name: str, actor: str) -> Freight:
 
 
 def do_request_refresh(warehouse: Warehouse, actor: str) -> None:
-    from . import tasks
-
     Warehouse.objects.filter(id=warehouse.id).update(refresh_requested_at=timezone.now())
     record_event(
         warehouse.project,
@@ -142,7 +142,7 @@ def do_request_refresh(warehouse: Warehouse, actor: str) -> None:
         f"Warehouse/{warehouse.name}",
     )
     broadcast_on_commit(warehouse.project_id, "warehouse", warehouse.id)
-    transaction.on_commit(partial(tasks.discover_warehouse.delay, warehouse.id))
+    enqueue_on_commit("freight.tasks.discover_warehouse", warehouse.id)
 
 
 DISCOVERY_LEASE = timedelta(minutes=10)  # longer than git's own network timeout (5 minutes)
@@ -158,19 +158,10 @@ def discovery_due(warehouse: Warehouse, now) -> bool:
     if warehouse.status.get("observedGeneration") != warehouse.generation:
         return True
     interval = max(
-        parse_duration(warehouse.spec.get("interval", "5m0s")), settings.MIN_DISCOVERY_INTERVAL
+        parse_duration(warehouse.spec.get("interval", "5m0s")).total_seconds(),
+        settings.MIN_DISCOVERY_INTERVAL,
     )
     return (now - warehouse.last_discovery_at).total_seconds() >= interval
-
-
-def parse_duration(text: str) -> float:
-    """Go-style durations as Kargo uses them: "5m0s", "1h30m", "90s", "1.5h"."""
-    import re
-
-    total = 0.0
-    for number, unit in re.findall(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)", text or ""):
-        total += float(number) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[unit]
-    return total
 
 
 def do_discover(warehouse_id: int) -> Freight | None:

@@ -1,10 +1,11 @@
 from django.db import models
 
-from kargo_ui.models import Project, Resource
+from kargo import specs
+from projects.models import ProjectScoped, Resource
 
 
-class Warehouse(Resource):
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="warehouses")
+class Warehouse(ProjectScoped, Resource):
+    spec_type = specs.WarehouseSpec
     # Set by a refresh request and cleared by the discovery that handled it (Kargo's refresh annotation).
     refresh_requested_at = models.DateTimeField(null=True, blank=True)
     last_discovery_at = models.DateTimeField(null=True, blank=True)
@@ -12,17 +13,10 @@ class Warehouse(Resource):
     # the same discovery again while one is in progress.
     discovery_started_at = models.DateTimeField(null=True, blank=True)
 
-    class Meta:
-        ordering = ["name"]
-        constraints = [
-            models.UniqueConstraint(fields=["project", "name"], name="warehouse_name_per_project")
-        ]
 
-
-class Freight(models.Model):
+class Freight(ProjectScoped):
     """Immutable bundle of artifact versions; only alias and status ever change."""
 
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="freight")
     name = models.CharField(max_length=64)  # Kargo's content hash
     alias = models.CharField(max_length=128)
     origin_kind = models.CharField(max_length=32, default="Warehouse")
@@ -38,10 +32,10 @@ class Freight(models.Model):
     discovered_at = models.DateTimeField(db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
-    class Meta:
+    class Meta(ProjectScoped.Meta):
         ordering = ["-discovered_at", "-name"]
         constraints = [
-            models.UniqueConstraint(fields=["project", "name"], name="freight_name_per_project"),
+            *ProjectScoped.Meta.constraints,
             models.UniqueConstraint(fields=["project", "alias"], name="freight_alias_per_project"),
         ]
 

@@ -1,8 +1,12 @@
 """Kargo manifests in and out: `apply` takes the YAML a Kargo user already has, `export` gives every
-object back in Kargo's shape, status included.
+object back in Kargo's shape, status included. This module spans the apps: it is the one place
+that knows which Django model stores which kind.
 
 A file is applied whole or not at all: every document is parsed and validated first (schema,
-references, pipeline cycles), and only a clean file is written, in one transaction.
+references, pipeline cycles), and only a clean file is written, in one transaction. Specs are
+stored as the typed model dumps them: with the defaults Kargo fills (a Warehouse's
+`interval: 5m0s`, a git subscription's `discoveryLimit: 20`, ...), so the engine, discovery and
+`kargo get` all see what Kargo would.
 """
 
 from collections import deque
@@ -10,48 +14,49 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
-from django.apps import apps
 from django.db import transaction
+from django.db.models import Q
 
-from .conditions import rfc3339
-from .schemas import CLUSTER_SCOPED, validate_document
+from freight.actions import FreightError, do_create_freight, do_update_alias
+from freight.models import Freight, Warehouse
+from kargo.freight_ids import freight_id
+from kargo.specs import KINDS, KargoModel, dump, parse_document, resolve_kind, validate_document
+from kargo.specs import SchemaError as SchemaError
+from kargo.times import parse_rfc3339
+from kargo.yamlio import YAMLSyntaxError, load_all
+from projects.actions import do_create_project
+from projects.export import to_manifest
+from projects.live import broadcast_on_commit
+from projects.models import Project, ProjectConfig
+from projects.queue import enqueue_on_commit
+from stages.actions import PromotionError, do_init_stage_status, do_promote
+from stages.models import (
+    AnalysisRun,
+    AnalysisTemplate,
+    ClusterAnalysisTemplate,
+    ClusterPromotionTask,
+    Promotion,
+    PromotionTask,
+    Stage,
+)
 
-KARGO = "kargo.akuity.io/v1alpha1"
-ROLLOUTS = "argoproj.io/v1alpha1"
-
-# kind -> (apiVersion, "app_label.Model")
-KINDS: dict[str, tuple[str, str]] = {
-    "Project": (KARGO, "kargo_ui.Project"),
-    "ProjectConfig": (KARGO, "kargo_ui.ProjectConfig"),
-    "Warehouse": (KARGO, "freight.Warehouse"),
-    "Freight": (KARGO, "freight.Freight"),
-    "Stage": (KARGO, "stages.Stage"),
-    "Promotion": (KARGO, "stages.Promotion"),
-    "PromotionTask": (KARGO, "stages.PromotionTask"),
-    "ClusterPromotionTask": (KARGO, "stages.ClusterPromotionTask"),
-    "AnalysisTemplate": (ROLLOUTS, "stages.AnalysisTemplate"),
-    "ClusterAnalysisTemplate": (ROLLOUTS, "stages.ClusterAnalysisTemplate"),
-    "AnalysisRun": (ROLLOUTS, "stages.AnalysisRun"),
+# Which Django model stores each kind (kargo.specs.KINDS says everything else about it).
+MODELS = {
+    "Project": Project,
+    "ProjectConfig": ProjectConfig,
+    "Warehouse": Warehouse,
+    "Freight": Freight,
+    "Stage": Stage,
+    "Promotion": Promotion,
+    "PromotionTask": PromotionTask,
+    "ClusterPromotionTask": ClusterPromotionTask,
+    "AnalysisTemplate": AnalysisTemplate,
+    "ClusterAnalysisTemplate": ClusterAnalysisTemplate,
+    "AnalysisRun": AnalysisRun,
 }
+assert set(MODELS) == set(KINDS), "every kind needs a model"
 # Apply order: what others refer to comes first.
 ORDER = list(KINDS)
-
-ALIASES = {k.lower(): k for k in KINDS} | {
-    "projects": "Project",
-    "projectconfigs": "ProjectConfig",
-    "warehouses": "Warehouse",
-    "stages": "Stage",
-    "promotions": "Promotion",
-    "promo": "Promotion",
-    "promos": "Promotion",
-    "promotiontasks": "PromotionTask",
-    "promotask": "PromotionTask",
-    "clusterpromotiontasks": "ClusterPromotionTask",
-    "clusterpromotask": "ClusterPromotionTask",
-    "analysistemplates": "AnalysisTemplate",
-    "clusteranalysistemplates": "ClusterAnalysisTemplate",
-    "analysisruns": "AnalysisRun",
-}
 
 
 class ManifestError(ValueError):
@@ -64,10 +69,11 @@ class ManifestError(ValueError):
 class Doc:
     source: str
     index: int  # 1-based document number in its file
-    body: dict
+    body: Any
     kind: str = ""
     name: str = ""
     namespace: str = ""
+    model: KargoModel | None = None  # the typed object, once valid
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -76,22 +82,20 @@ class Doc:
         return f"{self.source}: document {self.index} ({label})"
 
 
-def resolve_kind(text: str) -> str:
-    kind = ALIASES.get(text.lower())
+def kind_named(text: str) -> str:
+    kind = resolve_kind(text)
     if kind is None:
         raise ManifestError([f"unknown kind {text!r}; known kinds: {', '.join(KINDS)}"])
-    return kind
+    return kind.name
 
 
 def load(text: str, source: str) -> list[Doc]:
     """Parse multi-document YAML. Syntax errors name the file, line and column."""
     try:
-        bodies = list(yaml.safe_load_all(text))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ManifestError([f"{source}:{where}: invalid YAML: {problem}"]) from None
+        bodies = load_all(text)
+    except YAMLSyntaxError as exc:
+        where = f" line {exc.line}, column {exc.column}" if exc.line else ""
+        raise ManifestError([f"{source}:{where}: invalid YAML: {exc.problem}"]) from None
     docs = []
     for i, body in enumerate(bodies, start=1):
         if body is None:
@@ -110,21 +114,24 @@ def validate(docs: list[Doc], default_project: str = "") -> list[str]:
     """Every problem with a set of documents, each naming file, document, field path and reason."""
     errors = []
     for doc in docs:
-        for err in validate_document(doc.body):
-            if (
+        found = [
+            err
+            for err in validate_document(doc.body)
+            # Kargo's mutating webhook fills a Promotion's steps from its Stage before the schema
+            # is checked, so users create Promotions without steps; so does apply.
+            if not (
                 doc.kind == "Promotion"
-                and err.path == "spec.steps"
-                and err.message == "field required"
-            ):
-                # Kargo's mutating webhook fills a Promotion's steps from its Stage before the
-                # schema is checked, so users create Promotions without steps; so does apply.
-                continue
-            errors.append(f"{doc.where}: {err.path}: {err.message}")
-        if errors and any(e.startswith(doc.where) for e in errors):
+                and (err.path, err.message) == ("spec.steps", "field required")
+            )
+        ]
+        if found:
+            errors += [f"{doc.where}: {err.path}: {err.message}" for err in found]
             continue
+        if doc.kind != "Promotion":
+            doc.model = parse_document(doc.body)
         if doc.kind == "Project":
             continue
-        if doc.kind in CLUSTER_SCOPED:
+        if KINDS[doc.kind].cluster_scoped:
             if doc.namespace:
                 errors.append(
                     f"{doc.where}: metadata.namespace: {doc.kind} is cluster-scoped and takes no namespace"
@@ -150,8 +157,6 @@ def validate(docs: list[Doc], default_project: str = "") -> list[str]:
 
 def check_references(docs: list[Doc]) -> list[str]:
     """Projects must exist (or be in the same file); Stage pipelines must be acyclic."""
-    Project = apps.get_model("kargo_ui", "Project")
-    Stage = apps.get_model("stages", "Stage")
     errors = []
     new_projects = {d.name for d in docs if d.kind == "Project"}
     namespaces = {d.namespace for d in docs if d.namespace}
@@ -168,10 +173,10 @@ def check_references(docs: list[Doc]) -> list[str]:
         }
         file_stages = {d.name: d for d in docs if d.kind == "Stage" and d.namespace == project}
         for name, doc in file_stages.items():
-            graph[name] = upstreams(doc.body.get("spec", {}))
+            graph[name] = doc.model.spec.upstream_names
         for name, doc in file_stages.items():
-            for i, request in enumerate(doc.body.get("spec", {}).get("requestedFreight", [])):
-                for j, up in enumerate(request.get("sources", {}).get("stages", []) or []):
+            for i, request in enumerate(doc.model.spec.requestedFreight):
+                for j, up in enumerate(request.sources.stages or []):
                     if up == name:
                         errors.append(
                             f"{doc.where}: spec.requestedFreight[{i}].sources.stages[{j}]: a Stage cannot be its own upstream"
@@ -182,14 +187,6 @@ def check_references(docs: list[Doc]) -> list[str]:
                     f"{doc.where}: spec.requestedFreight: creates a cycle in the pipeline: {' -> '.join(cycle)}"
                 )
     return errors
-
-
-def upstreams(spec: dict) -> list[str]:
-    return [
-        u
-        for r in spec.get("requestedFreight", [])
-        for u in (r.get("sources", {}).get("stages") or [])
-    ]
 
 
 def find_cycle(start: str, graph: dict[str, list[str]]) -> list[str] | None:
@@ -232,14 +229,12 @@ def apply_docs(docs: list[Doc], actor: str, default_project: str = "") -> list[s
 
 
 def apply_one(doc: Doc, actor: str) -> str:
-    from .actions import do_create_project
-
-    body = doc.body
-    meta = body.get("metadata", {})
-    labels = meta.get("labels") or {}
-    annotations = meta.get("annotations") or {}
-    Model = apps.get_model(KINDS[doc.kind][1])
-    Project = apps.get_model("kargo_ui", "Project")
+    if doc.kind == "Promotion":
+        return apply_promotion(doc, actor)
+    model = doc.model
+    labels = model.metadata.labels or {}
+    annotations = model.metadata.annotations or {}
+    Model = MODELS[doc.kind]
     if doc.kind == "Project":
         project = Project.objects.filter(name=doc.name).first()
         if project is None:
@@ -248,21 +243,18 @@ def apply_one(doc: Doc, actor: str) -> str:
         return save_resource(project, {}, labels, annotations)
     if doc.kind == "Freight":
         return apply_freight(doc, actor)
-    if doc.kind == "Promotion":
-        return apply_promotion(doc, actor)
-    spec = body.get("spec", {}) or {}
-    lookup = {"name": doc.name}
-    if doc.kind not in CLUSTER_SCOPED:
-        project = Project.objects.get(name=doc.namespace)
-        lookup["project"] = project
+    spec = dump(model.spec)
+    lookup: dict[str, Any] = {"name": doc.name}
+    if not KINDS[doc.kind].cluster_scoped:
+        lookup["project"] = Project.objects.get(name=doc.namespace)
     if doc.kind == "ProjectConfig":
         obj = Model.objects.filter(project=lookup["project"]).first()
     else:
         obj = Model.objects.filter(**lookup).first()
     if obj is None:
         obj = Model(**lookup, spec=spec, labels=labels, annotations=annotations)
-        if doc.kind == "AnalysisRun" and body.get("status"):
-            obj.status = body["status"]
+        if doc.kind == "AnalysisRun" and model.status is not None:
+            obj.status = dump(model.status)
         obj.save()
         after_create(obj, doc.kind)
         return "created"
@@ -276,70 +268,47 @@ def save_resource(obj, spec: dict, labels: dict, annotations: dict) -> str:
         obj.generation += 1
     obj.spec, obj.labels, obj.annotations = spec, labels, annotations
     obj.save(update_fields=["spec", "labels", "annotations", "generation", "updated_at"])
-    after_update(obj)
+    broadcast(obj)
     return "configured"
 
 
-def after_create(obj, kind: str) -> None:
-    from .live import broadcast_on_commit
-
-    if kind == "Stage":
-        from stages.actions import do_init_stage_status
-
-        do_init_stage_status(obj)
-    if kind == "Warehouse":
-        from functools import partial
-
-        from freight.tasks import discover_warehouse
-
-        transaction.on_commit(partial(discover_warehouse.delay, obj.id))
-    project_id = getattr(obj, "project_id", None)
-    if project_id:
-        broadcast_on_commit(project_id, kind.lower(), obj.id)
-
-
-def after_update(obj) -> None:
-    from .live import broadcast_on_commit
-
+def broadcast(obj) -> None:
     project_id = getattr(obj, "project_id", None)
     if project_id:
         broadcast_on_commit(project_id, obj._meta.model_name, obj.id)
 
 
+def after_create(obj, kind: str) -> None:
+    if kind == "Stage":
+        do_init_stage_status(obj)
+    if kind == "Warehouse":
+        enqueue_on_commit("freight.tasks.discover_warehouse", obj.id)
+    broadcast(obj)
+
+
 def apply_freight(doc: Doc, actor: str) -> str:
     """Freight is named by its content hash whatever name the file gives (as Kargo's webhook does);
     existing Freight may change only its alias."""
-    from freight.actions import FreightError, do_create_freight, do_update_alias
-    from freight.ids import freight_id
-
-    Project = apps.get_model("kargo_ui", "Project")
-    Freight = apps.get_model("freight", "Freight")
-    body = doc.body
+    model = doc.model
     project = Project.objects.get(name=doc.namespace)
-    origin = body.get("origin") or {}
-    content = {k: body.get(k) or [] for k in ("commits", "images", "charts", "artifacts")}
+    origin = model.origin.name if model.origin else ""
+    content = {
+        key: [dump(item) for item in getattr(model, key) or []]
+        for key in ("commits", "images", "charts", "artifacts")
+    }
     name = freight_id(
-        origin.get("name", ""),
-        content["commits"],
-        content["images"],
-        content["charts"],
-        content["artifacts"],
+        origin, content["commits"], content["images"], content["charts"], content["artifacts"]
     )
     existing = Freight.objects.filter(project=project, name=name).first()
-    alias = body.get("alias", "")
+    alias = model.alias or ""
     try:
         if existing is None:
-            from .conditions import parse_rfc3339
-
-            discovered = body.get("discoveredAt")
-            if discovered and not isinstance(discovered, str):
-                discovered = rfc3339(discovered)
             do_create_freight(
                 project,
-                origin.get("name", ""),
+                origin,
                 alias=alias,
                 actor=actor,
-                discovered_at=parse_rfc3339(discovered) if discovered else None,
+                discovered_at=parse_rfc3339(model.discoveredAt),
                 **content,
             )
             return "created"
@@ -352,18 +321,15 @@ def apply_freight(doc: Doc, actor: str) -> str:
 
 
 def apply_promotion(doc: Doc, actor: str) -> str:
-    """A Promotion manifest asks for a promotion, exactly as `kargo promote` does."""
-    from stages.actions import PromotionError, do_promote
-
-    Stage = apps.get_model("stages", "Stage")
-    Freight = apps.get_model("freight", "Freight")
-    Promotion = apps.get_model("stages", "Promotion")
-    spec = doc.body.get("spec", {})
+    """A Promotion manifest asks for a promotion, exactly as `kargo promote` does. Its steps, if
+    any, are not used: the Stage's template is (the typed model needs steps, so the validated
+    document is read as it is)."""
+    spec = doc.body["spec"]
     if Promotion.objects.filter(project__name=doc.namespace, name=doc.name).exists():
         return "unchanged"
-    stage = Stage.objects.filter(project__name=doc.namespace, name=spec.get("stage")).first()
+    stage = Stage.objects.filter(project__name=doc.namespace, name=spec["stage"]).first()
     if stage is None:
-        raise ManifestError([f"spec.stage: Stage {spec.get('stage')!r} does not exist"])
+        raise ManifestError([f"spec.stage: Stage {spec['stage']!r} does not exist"])
     freight = Freight.objects.filter(project=stage.project, name=spec.get("freight")).first()
     if freight is None:
         raise ManifestError([f"spec.freight: Freight {spec.get('freight')!r} does not exist"])
@@ -378,59 +344,16 @@ def apply_promotion(doc: Doc, actor: str) -> str:
 
 
 def export(kind: str, project: str | None = None, name: str | None = None) -> list[dict]:
-    Model = apps.get_model(KINDS[kind][1])
-    qs = Model.objects.all()
-    if kind not in CLUSTER_SCOPED and kind != "Project":
+    qs = MODELS[kind].objects.all()
+    if not KINDS[kind].cluster_scoped:
         qs = qs.select_related("project")
         if project:
             qs = qs.filter(project__name=project)
     if kind == "Promotion":
         qs = qs.select_related("stage")
     if name:
-        from django.db.models import Q
-
         qs = qs.filter(Q(name=name) | Q(alias=name)) if kind == "Freight" else qs.filter(name=name)
     return [to_manifest(kind, obj) for obj in qs.order_by("name")]
-
-
-def metadata(obj, kind: str) -> dict:
-    meta: dict[str, Any] = {"name": obj.name}
-    if kind not in CLUSTER_SCOPED and kind != "Project":
-        meta["namespace"] = obj.project.name
-    if obj.labels:
-        meta["labels"] = obj.labels
-    if obj.annotations:
-        meta["annotations"] = obj.annotations
-    meta["creationTimestamp"] = rfc3339(obj.created_at)
-    if hasattr(obj, "generation"):
-        meta["generation"] = obj.generation
-    return meta
-
-
-def to_manifest(kind: str, obj) -> dict:
-    doc: dict[str, Any] = {
-        "apiVersion": KINDS[kind][0],
-        "kind": kind,
-        "metadata": metadata(obj, kind),
-    }
-    if kind == "Freight":
-        doc["alias"] = obj.alias
-        doc["origin"] = obj.origin
-        for key in ("commits", "images", "charts", "artifacts"):
-            if getattr(obj, key):
-                doc[key] = getattr(obj, key)
-        doc["discoveredAt"] = rfc3339(obj.discovered_at)
-        doc["status"] = obj.status or {}
-        return doc
-    if kind != "Project" and obj.spec:
-        doc["spec"] = obj.spec
-    status = dict(obj.status or {})
-    if kind == "Stage":
-        status.setdefault("freightHistory", [])
-        status["observedGeneration"] = obj.generation
-    if status:
-        doc["status"] = status
-    return doc
 
 
 def dump_yaml(docs: list[dict]) -> str:

@@ -1,7 +1,3 @@
-from django.urls import path
+from stages.routing import websocket_urlpatterns as stage_websockets
 
-from stages.consumers import ProjectConsumer
-
-websocket_urlpatterns = [
-    path("ws/project/<str:name>/", ProjectConsumer.as_asgi()),
-]
+websocket_urlpatterns = [*stage_websockets]

@@ -62,7 +62,7 @@ CSRF_TRUSTED_ORIGINS = [o for o in env_str("DJANGO_CSRF_TRUSTED_ORIGINS").split(
 
 # Where promotions get their private work directories and warehouses keep their git mirrors.
 DATA_DIR = Path(env_str("KARGO_DATA_DIR", str(BASE_DIR / "var")))
-# Demo mode lets the seeded demo user log in, and only from loopback (see kargo_ui.auth).
+# Demo mode lets the seeded demo user log in, and only from loopback (see projects.access).
 DEMO_MODE = env_bool("KARGO_DEMO", False)
 DEMO_USERNAME = "demo"
 # How often the periodic reconcile looks for work nobody picked up (seconds).
@@ -86,6 +86,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "channels",
     "kargo_ui",
+    "projects",
     "freight",
     "stages",
 ]
@@ -116,7 +117,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "kargo_ui.context_processors.demo",
+                "projects.context_processors.demo",
             ],
         },
     },
@@ -148,7 +149,7 @@ else:
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-AUTHENTICATION_BACKENDS = ["kargo_ui.auth.KargoBackend"]
+AUTHENTICATION_BACKENDS = ["projects.access.KargoBackend"]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "projects"
 LOGOUT_REDIRECT_URL = "login"

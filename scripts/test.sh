@@ -22,6 +22,8 @@ fi
 
 export KARGO_NO_SKIPS=1
 .venv/bin/ruff check .
+# One-way layers (kargo <- projects <- freight <- stages <- kargo_ui) and no import cycles.
+.venv/bin/lint-imports --no-cache
 status=0
 # Browser tests run in their own pytest process: pytest-playwright keeps an asyncio loop in the
 # main thread, which would break async_to_sync in the other tests.

@@ -3,20 +3,24 @@
 import json
 import threading
 import uuid
-from functools import partial
+from datetime import timedelta
 
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 from ulid import ULID
 
-from freight.ids import collection_id
 from freight.models import Freight
-from kargo_ui.actions import record_event
-from kargo_ui.conditions import condition, rfc3339, set_condition
-from kargo_ui.live import broadcast_on_commit
+from kargo.conditions import condition, set_condition
+from kargo.durations import duration_seconds, format_duration
+from kargo.freight_ids import collection_id
+from kargo.specs import dump
+from kargo.times import parse_rfc3339, rfc3339
+from projects.actions import record_event
+from projects.live import broadcast_on_commit
+from projects.queue import enqueue_on_commit
 
-from .models import Promotion, PromotionPhase, Stage
+from .models import ClusterPromotionTask, Promotion, PromotionPhase, PromotionTask, Stage
 from .queries import availability
 
 ABORT_ANNOTATION = "kargo.akuity.io/abort"
@@ -48,41 +52,40 @@ def promotion_name(stage_name: str, freight_name: str) -> str:
 def inflate_steps(stage: Stage) -> list[dict]:
     """The Stage's promotion template steps, with (Cluster)PromotionTask steps expanded into their
     own steps (aliases `<task-alias>::<step-alias>`) as Kargo's promotion webhook does."""
-    from .models import ClusterPromotionTask, PromotionTask
-
     steps = []
-    for i, step in enumerate(stage.steps):
-        if "task" not in step:
-            steps.append(step)
+    for i, step in enumerate(stage.typed_spec.steps):
+        if step.task is None:
+            steps.append(dump(step))
             continue
-        ref = step["task"]
-        model = ClusterPromotionTask if ref.get("kind") == "ClusterPromotionTask" else PromotionTask
+        ref = step.task
+        model = ClusterPromotionTask if ref.kind == "ClusterPromotionTask" else PromotionTask
         lookup = (
-            {"name": ref["name"]}
+            {"name": ref.name}
             if model is ClusterPromotionTask
-            else {"name": ref["name"], "project": stage.project_id}
+            else {"name": ref.name, "project": stage.project_id}
         )
         task = model.objects.filter(**lookup).first()
         if task is None:
             raise PromotionError(
-                f"step {i + 1} uses {ref.get('kind', 'PromotionTask')} {ref['name']}, which does not exist"
+                f"step {i + 1} uses {ref.kind or 'PromotionTask'} {ref.name}, which does not exist"
             )
-        task_alias = step.get("as") or f"task-{i + 1}"
-        task_vars = {v["name"]: v.get("value") for v in task.spec.get("vars", [])}
-        task_vars.update({v["name"]: v.get("value") for v in step.get("vars", [])})
+        task_spec = task.typed_spec
+        task_alias = step.as_ or f"task-{i + 1}"
+        task_vars = {v.name: v.value for v in task_spec.vars or []}
+        task_vars.update({v.name: v.value for v in step.vars or []})
         missing = [k for k, v in task_vars.items() if v is None]
         if missing:
             raise PromotionError(
                 f"step {task_alias} does not set required task vars: {', '.join(missing)}"
             )
-        for j, inner in enumerate(task.spec.get("steps", [])):
-            inner_alias = inner.get("as") or f"step-{j + 1}"
+        for j, inner in enumerate(task_spec.steps):
+            inner_alias = inner.as_ or f"step-{j + 1}"
             steps.append(
                 {
-                    **inner,
+                    **dump(inner),
                     "as": f"{task_alias}::{inner_alias}",
                     "vars": [{"name": k, "value": v} for k, v in task_vars.items()]
-                    + list(inner.get("vars", [])),
+                    + [dump(v) for v in inner.vars or []],
                 }
             )
     return steps
@@ -98,14 +101,13 @@ def do_promote(stage: Stage, freight: Freight, actor: str, name: str = "") -> Pr
         raise PromotionError(
             f"Freight {freight.alias} is not available to Stage {stage.name}: {reason}"
         )
-    if not stage.steps:
+    if not stage.typed_spec.steps:
         raise PromotionError(
             f"Stage {stage.name} has no promotion steps (a control-flow Stage cannot be promoted to)"
         )
-    from . import tasks
-
     with transaction.atomic():
         steps = inflate_steps(stage)
+        template = stage.typed_spec.promotionTemplate
         promotion = Promotion.objects.create(
             project_id=stage.project_id,
             stage=stage,
@@ -117,7 +119,7 @@ def do_promote(stage: Stage, freight: Freight, actor: str, name: str = "") -> Pr
             spec={
                 "stage": stage.name,
                 "freight": freight.name,
-                "vars": stage.spec.get("promotionTemplate", {}).get("spec", {}).get("vars", []),
+                "vars": [dump(v) for v in template.spec.vars or []] if template else [],
                 "steps": steps,
             },
             status={"phase": "Pending", "freight": freight.reference()},
@@ -131,7 +133,7 @@ def do_promote(stage: Stage, freight: Freight, actor: str, name: str = "") -> Pr
             f"Promotion/{promotion.name}",
         )
         broadcast_on_commit(stage.project_id, "promotion", promotion.id)
-        transaction.on_commit(partial(tasks.start_next_promotion.delay, stage.id))
+        enqueue_on_commit("stages.tasks.start_next_promotion", stage.id)
     return promotion
 
 
@@ -214,8 +216,6 @@ def do_finish(promotion: Promotion, phase: str, message: str) -> bool:
     Returns False, changing nothing, when the promotion had already ended (finished once only).
 
     Locks the Stage, then the Promotion: every action takes them in that order."""
-    from . import tasks
-
     now = timezone.now()
     with transaction.atomic():
         stage = Stage.objects.select_for_update().get(id=promotion.stage_id)
@@ -254,7 +254,7 @@ def do_finish(promotion: Promotion, phase: str, message: str) -> bool:
         # Stage's state belongs to the promotion it is running, if any.
         if (stage.status.get("currentPromotion") or {}).get("name") == promotion.name:
             record_on_stage(stage, promotion, phase, message, now)
-        transaction.on_commit(partial(tasks.start_next_promotion.delay, stage.id))
+        enqueue_on_commit("stages.tasks.start_next_promotion", stage.id)
     return True
 
 
@@ -321,9 +321,6 @@ def record_on_stage(stage: Stage, promotion: Promotion, phase: str, message: str
 def move_freight(stage: Stage, collection: dict, verified: bool, now) -> None:
     """Update Freight status maps: the new collection is currently in the Stage (and verified in it
     when verification succeeded); Freight that left the Stage records its soak time."""
-    from freight.actions import parse_duration
-    from kargo_ui.conditions import parse_rfc3339
-
     names = [i["name"] for i in collection["items"].values()]
     involved = Freight.objects.select_for_update().filter(
         Q(name__in=names) | Q(status__currentlyIn__has_key=stage.name), project_id=stage.project_id
@@ -341,11 +338,11 @@ def move_freight(stage: Stage, collection: dict, verified: bool, now) -> None:
             since = parse_rfc3339(currently_in.pop(stage.name)["since"])
             stay = (now - since).total_seconds()
             if stage.name in verified_in:
-                longest = parse_duration(verified_in[stage.name].get("longestSoak", ""))
+                longest = duration_seconds(verified_in[stage.name].get("longestSoak"))
                 if stay > longest:
                     verified_in[stage.name] = {
                         **verified_in[stage.name],
-                        "longestSoak": f"{int(stay)}s",
+                        "longestSoak": format_duration(timedelta(seconds=int(stay))),
                     }
         status["currentlyIn"] = currently_in
         status["verifiedIn"] = verified_in
@@ -380,8 +377,6 @@ def do_abort(promotion: Promotion, actor: str) -> None:
 
 
 def do_refresh_stage(stage: Stage, actor: str) -> None:
-    from . import tasks
-
     now = timezone.now()
     Stage.objects.filter(id=stage.id).update(
         # Sub-second precision: two refreshes in one second are two requests.
@@ -394,7 +389,7 @@ def do_refresh_stage(stage: Stage, actor: str) -> None:
         f"Refresh of Stage {stage.name} requested",
         f"Stage/{stage.name}",
     )
-    transaction.on_commit(partial(tasks.refresh_stage.delay, stage.id))
+    enqueue_on_commit("stages.tasks.refresh_stage", stage.id)
 
 
 def do_handle_refresh(stage_id: int) -> None:

@@ -1,53 +1,21 @@
 """JSON API: the dashboard's actions for scripts, in the spirit of Kargo's REST `/v1beta1` routes.
-Same permission checks as the pages (kargo_ui.auth); errors are `{"error": "..."}` as in Kargo.
+Same permission checks as the pages (projects.access); errors are `{"error": "..."}` as in Kargo.
 Authentication is the Django session (with its CSRF token for POSTs)."""
 
-import json
-from functools import wraps
-
-from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, JsonResponse
+from django.http import Http404, JsonResponse
 from django.views.decorators.http import require_GET, require_POST
 
-from freight.actions import FreightError, do_approve, do_request_refresh
-from freight.models import Freight, Warehouse
-from kargo_ui.auth import get_project_for_user
-from kargo_ui.manifests import to_manifest
-from kargo_ui.models import Role
+from freight.actions import do_approve
+from freight.models import Freight
+from projects.access import actor_of, get_project_for_user
+from projects.export import to_manifest
+from projects.models import Role
+from projects.queries import get_or_404
+from projects.web import api_view, body_of
 
 from . import actions
 from .models import Promotion, Stage
-from .queries import freight_by_key, get_or_404, newest_available
-from .views import actor_of
-
-
-def api_view(view):
-    """JSON errors instead of redirects and HTML pages."""
-
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args, **kwargs):
-        if not request.user.is_authenticated:
-            return JsonResponse({"error": "authentication required"}, status=401)
-        try:
-            return view(request, *args, **kwargs)
-        except Http404 as exc:
-            return JsonResponse({"error": str(exc) or "not found"}, status=404)
-        except PermissionDenied as exc:
-            return JsonResponse({"error": str(exc) or "forbidden"}, status=403)
-        except (actions.PromotionError, FreightError, ValueError) as exc:
-            return JsonResponse({"error": str(exc)}, status=400)
-
-    return wrapper
-
-
-def body_of(request: HttpRequest) -> dict:
-    try:
-        data = json.loads(request.body or b"{}")
-    except ValueError:
-        raise ValueError("request body is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise ValueError("request body must be a JSON object")
-    return data
+from .queries import freight_by_key, newest_available
 
 
 @require_GET
@@ -56,15 +24,6 @@ def list_stages(request, project):
     project, _ = get_project_for_user(request.user, project)
     stages = Stage.objects.filter(project=project).select_related("project")
     return JsonResponse({"items": [to_manifest("Stage", s) for s in stages]})
-
-
-@require_GET
-@api_view
-def list_freight(request, project):
-    project, _ = get_project_for_user(request.user, project)
-    limit = min(int(request.GET.get("limit", "100")), 1000)
-    freight = Freight.objects.filter(project=project).select_related("project")[:limit]
-    return JsonResponse({"items": [to_manifest("Freight", f) for f in freight]})
 
 
 @require_GET
@@ -119,17 +78,6 @@ def approve(request, project, freight):
     stage = get_or_404(Stage.objects, "stage", project=project, name=request.GET.get("stage", ""))
     do_approve(obj, stage.name, actor_of(request))
     return JsonResponse({"approved": {"freight": obj.name, "stage": stage.name}})
-
-
-@require_POST
-@api_view
-def refresh_warehouse(request, project, warehouse):
-    project, _ = get_project_for_user(request.user, project, Role.PROMOTER)
-    obj = get_or_404(
-        Warehouse.objects.select_related("project"), "warehouse", project=project, name=warehouse
-    )
-    do_request_refresh(obj, actor_of(request))
-    return JsonResponse({"refreshRequested": f"Warehouse/{obj.name}"}, status=202)
 
 
 @require_POST

@@ -3,9 +3,9 @@
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from kargo_ui.auth import role_in
-from kargo_ui.live import group_name
-from kargo_ui.models import Project
+from projects.access import role_in
+from projects.live import group_name
+from projects.models import Project
 
 from . import fragments
 

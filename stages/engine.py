@@ -1,6 +1,7 @@
 """The promotion runner: executes a Running promotion's steps in order, recording each step's
 status, timing, evaluated config and outputs so a page can show them while they happen."""
 
+import json
 import logging
 import os
 import shutil
@@ -13,9 +14,11 @@ from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
 
-from kargo_ui.conditions import rfc3339
-from kargo_ui.expressions import ExpressionError, evaluate_template
-from kargo_ui.repos import RepoNotAllowed, check_repo_url, redact_values, repo_urls_in
+from freight.models import Freight
+from kargo.expressions import ExpressionError, evaluate_template
+from kargo.redaction import redact_values
+from kargo.times import rfc3339
+from projects.repos import RepoNotAllowed, check_repo_url, repo_urls_in
 
 from . import actions
 from .models import Promotion, PromotionPhase
@@ -193,8 +196,6 @@ def run(promotion_id: int) -> None:
 
 
 def execute(promotion: Promotion, work_dir: Path) -> tuple[str, str]:
-    from freight.models import Freight
-
     if work_dir.exists():
         shutil.rmtree(work_dir)
     work_dir.mkdir(parents=True)
@@ -325,8 +326,6 @@ def run_step(promotion, step, alias, env, template_vars, state, work_dir, collec
 
 
 def _abort_actor(raw: str) -> str:
-    import json
-
     try:
         return json.loads(raw).get("actor", "unknown")
     except (ValueError, AttributeError):

@@ -7,14 +7,14 @@ from django.db.models import Q
 from django.template.loader import render_to_string
 
 from freight.models import Freight
-from kargo_ui.auth import can_promote
-from kargo_ui.models import Event, Project
+from projects.access import can_promote
+from projects.models import Event, Project
+from projects.web import PAGE
 
 from . import queries
 from .graph import layout, pipeline_order
 from .models import Promotion, Stage
 
-PAGE = "project.html"
 STAGE_COLORS = [
     "#4f7cff",
     "#12a150",

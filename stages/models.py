@@ -1,37 +1,19 @@
 from django.db import models
 
-from kargo_ui.models import Project, Resource
+from kargo import specs
+from projects.models import ClusterScoped, ProjectScoped, Resource
 
 
-class Stage(Resource):
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="stages")
-
-    class Meta:
-        ordering = ["name"]
-        constraints = [
-            models.UniqueConstraint(fields=["project", "name"], name="stage_name_per_project")
-        ]
+class Stage(ProjectScoped, Resource):
+    spec_type = specs.StageSpec
 
     @property
     def upstream_names(self) -> list[str]:
-        names = []
-        for request in self.spec.get("requestedFreight", []):
-            for upstream in request.get("sources", {}).get("stages", []) or []:
-                if upstream not in names:
-                    names.append(upstream)
-        return names
+        return self.typed_spec.upstream_names
 
     @property
     def warehouse_names(self) -> list[str]:
-        return [
-            r["origin"]["name"]
-            for r in self.spec.get("requestedFreight", [])
-            if r.get("sources", {}).get("direct")
-        ]
-
-    @property
-    def steps(self) -> list[dict]:
-        return self.spec.get("promotionTemplate", {}).get("spec", {}).get("steps", []) or []
+        return self.typed_spec.warehouse_names
 
 
 class PromotionPhase(models.TextChoices):
@@ -51,8 +33,9 @@ TERMINAL_PHASES = {
 }
 
 
-class Promotion(Resource):
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="promotions")
+class Promotion(ProjectScoped, Resource):
+    spec_type = specs.PromotionSpec
+    # Names embed a ULID, so name order (ProjectScoped's ordering) is creation order: Kargo's FIFO.
     stage = models.ForeignKey(Stage, on_delete=models.CASCADE, related_name="promotions")
     freight_name = models.CharField(max_length=64)
     phase = models.CharField(
@@ -65,57 +48,29 @@ class Promotion(Resource):
     # Written by the worker running the promotion; a stale value means the worker is gone.
     heartbeat_at = models.DateTimeField(null=True, blank=True)
 
-    class Meta:
-        # Names embed a ULID, so name order is creation order (Kargo's FIFO).
-        ordering = ["name"]
-        constraints = [
-            models.UniqueConstraint(fields=["project", "name"], name="promotion_name_per_project")
-        ]
-
     @property
     def is_terminal(self) -> bool:
         return self.phase in TERMINAL_PHASES
 
 
-class PromotionTask(Resource):
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="promotion_tasks")
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["project", "name"], name="promotiontask_name_per_project"
-            )
-        ]
+class PromotionTask(ProjectScoped, Resource):
+    spec_type = specs.PromotionTaskSpec
 
 
-class ClusterPromotionTask(Resource):
-    name = models.CharField(max_length=253, unique=True)
+class ClusterPromotionTask(ClusterScoped, Resource):
+    spec_type = specs.PromotionTaskSpec
 
 
-class AnalysisTemplate(Resource):
-    project = models.ForeignKey(
-        Project, on_delete=models.CASCADE, related_name="analysis_templates"
-    )
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["project", "name"], name="analysistemplate_name_per_project"
-            )
-        ]
+class AnalysisTemplate(ProjectScoped, Resource):
+    spec_type = specs.AnalysisTemplateSpec
 
 
-class ClusterAnalysisTemplate(Resource):
-    name = models.CharField(max_length=253, unique=True)
+class ClusterAnalysisTemplate(ClusterScoped, Resource):
+    spec_type = specs.AnalysisTemplateSpec
 
 
-class AnalysisRun(Resource):
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="analysis_runs")
+class AnalysisRun(ProjectScoped, Resource):
+    spec_type = specs.AnalysisRunSpec
     stage = models.ForeignKey(
         Stage, on_delete=models.SET_NULL, null=True, blank=True, related_name="analysis_runs"
     )
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["project", "name"], name="analysisrun_name_per_project")
-        ]

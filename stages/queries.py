@@ -5,22 +5,13 @@ from dataclasses import dataclass, field
 from django.db.models import Q
 from django.utils import timezone
 
-from freight.actions import parse_duration
 from freight.models import Freight, Warehouse
-from kargo_ui.conditions import get_condition, parse_rfc3339
-from kargo_ui.models import Project
+from kargo.conditions import get_condition
+from kargo.durations import duration_seconds
+from kargo.times import parse_rfc3339
+from projects.models import Project
 
 from .models import Promotion, PromotionPhase, Stage
-
-
-def get_or_404(qs, what: str, **lookup):
-    """The one object of `qs` matching `lookup`, or a 404 that says what was missing."""
-    from django.http import Http404
-
-    obj = qs.filter(**lookup).first()
-    if obj is None:
-        raise Http404(f"{what} not found")
-    return obj
 
 
 def request_for(stage: Stage, origin_name: str) -> dict | None:
@@ -50,7 +41,7 @@ def availability(stage: Stage, freight: Freight, now=None) -> tuple[bool, str]:
     upstreams = sources.get("stages") or []
     if not upstreams:
         return False, f"Stage {stage.name} lists no source for Warehouse {freight.origin_name}"
-    soak = parse_duration(sources.get("requiredSoakTime", ""))
+    soak = duration_seconds(sources.get("requiredSoakTime"))
     now = now or timezone.now()
     verified = freight.status.get("verifiedIn", {})
     ok = [u for u in upstreams if u in verified and soaked_for(freight, u, now) >= soak]
@@ -66,10 +57,8 @@ def availability(stage: Stage, freight: Freight, now=None) -> tuple[bool, str]:
 
 def soaked_for(freight: Freight, stage_name: str, now) -> float:
     """Kargo's GetLongestSoak: the longest continuous stay in the Stage, including the current one."""
-    longest = 0.0
     info = freight.status.get("verifiedIn", {}).get(stage_name, {})
-    if info.get("longestSoak"):
-        longest = parse_duration(info["longestSoak"])
+    longest = duration_seconds(info.get("longestSoak"))
     current = freight.status.get("currentlyIn", {}).get(stage_name)
     if current and current.get("since"):
         longest = max(longest, (now - parse_rfc3339(current["since"])).total_seconds())

@@ -6,13 +6,19 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
+from freight.actions import discovery_due
+from freight.models import Warehouse
+from freight.tasks import discover_warehouse
+
+from . import engine
+from .actions import do_handle_refresh, do_start_next
+from .models import Promotion, PromotionPhase
+
 log = logging.getLogger(__name__)
 
 
 @shared_task
 def start_next_promotion(stage_id: int) -> None:
-    from .actions import do_start_next
-
     promotion = do_start_next(stage_id)
     if promotion is not None:
         run_promotion.delay(promotion.id)
@@ -20,15 +26,11 @@ def start_next_promotion(stage_id: int) -> None:
 
 @shared_task
 def run_promotion(promotion_id: int) -> None:
-    from . import engine
-
     engine.run(promotion_id)
 
 
 @shared_task
 def refresh_stage(stage_id: int) -> None:
-    from .actions import do_handle_refresh
-
     do_handle_refresh(stage_id)
     start_next_promotion.delay(stage_id)
 
@@ -38,13 +40,6 @@ def reconcile() -> None:
     """Level-triggered sweep: finds work that no task picked up. A Promotion created by the CLI in
     another process, a task lost with a dead worker, a worker that died mid-step, a Warehouse
     whose discovery interval elapsed: each is found here within a few seconds."""
-    from freight.actions import discovery_due
-    from freight.models import Warehouse
-    from freight.tasks import discover_warehouse
-
-    from . import engine
-    from .models import Promotion, PromotionPhase
-
     now = timezone.now()
     engine.recover_lost(now)
     # Running but never claimed: the run task was lost before a worker took it.

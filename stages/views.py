@@ -1,27 +1,23 @@
 """Project page views: thin, typed, permission-checked. Full page on a normal request, the drawer
 partial on an htmx request (progressive enhancement: every link and form works without JS)."""
 
-from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
-from django_htmx.http import push_url, reswap
+from django_htmx.http import push_url
 
-from freight.models import Freight, Warehouse
-from kargo_ui.auth import get_project_for_user
-from kargo_ui.models import Role
+from freight.actions import do_approve
+from freight.models import Freight
+from projects.access import actor_of, get_project_for_user
+from projects.models import Role
+from projects.queries import get_or_404
+from projects.web import PAGE, htmx_partial, user_error
 
 from . import actions, fragments
 from .models import Promotion, Stage
-from .queries import freight_by_key, get_or_404
-
-PAGE = fragments.PAGE
-
-
-def htmx_partial(request: HttpRequest) -> bool:
-    return bool(getattr(request, "htmx", False)) and not request.htmx.boosted
+from .queries import freight_by_key
 
 
 def render_drawer(
@@ -93,17 +89,6 @@ def promotion_page(request: HttpRequest, name: str, promotion: str) -> HttpRespo
     )
 
 
-def _error(request: HttpRequest, project, message: str, back: str) -> HttpResponse:
-    """User errors come back as a visible message, never a 500."""
-    if htmx_partial(request):
-        # 422 is swapped (see htmx-config in base.html); "none" keeps the target as it is and
-        # the message arrives out of band in #flash.
-        response = render(request, f"{PAGE}#flash", {"flash_error": message}, status=422)
-        return reswap(response, "none")
-    messages.error(request, message)
-    return redirect(back)
-
-
 @login_required
 @require_POST
 def promote(request: HttpRequest, name: str, stage: str) -> HttpResponse:
@@ -112,11 +97,11 @@ def promote(request: HttpRequest, name: str, stage: str) -> HttpResponse:
     back = reverse("stage", args=[project.name, obj.name])
     freight = Freight.objects.filter(project=project, name=request.POST.get("freight", "")).first()
     if freight is None:
-        return _error(request, project, "Choose the Freight to promote.", back)
+        return user_error(request, "Choose the Freight to promote.", back)
     try:
         promotion = actions.do_promote(obj, freight, actor=actor_of(request))
     except actions.PromotionError as exc:
-        return _error(request, project, str(exc), back)
+        return user_error(request, str(exc), back)
     url = reverse("promotion", args=[project.name, promotion.name])
     if htmx_partial(request):
         promotion = Promotion.objects.select_related("stage").get(id=promotion.id)
@@ -128,14 +113,12 @@ def promote(request: HttpRequest, name: str, stage: str) -> HttpResponse:
 @login_required
 @require_POST
 def approve(request: HttpRequest, name: str, freight: str) -> HttpResponse:
-    from freight.actions import do_approve
-
     project, role = get_project_for_user(request.user, name, Role.PROMOTER)
     obj = get_or_404(Freight.objects, f"freight {freight!r}", project=project, name=freight)
     back = reverse("freight", args=[project.name, obj.name])
     stage = Stage.objects.filter(project=project, name=request.POST.get("stage", "")).first()
     if stage is None:
-        return _error(request, project, "Choose the Stage to approve the Freight for.", back)
+        return user_error(request, "Choose the Stage to approve the Freight for.", back)
     do_approve(obj, stage.name, actor_of(request))
     if htmx_partial(request):
         obj.refresh_from_db()
@@ -161,7 +144,7 @@ def abort(request: HttpRequest, name: str, promotion: str) -> HttpResponse:
     try:
         actions.do_abort(obj, actor_of(request))
     except actions.PromotionError as exc:
-        return _error(request, project, str(exc), back)
+        return user_error(request, str(exc), back)
     if htmx_partial(request):
         obj.refresh_from_db()
         return render(
@@ -181,22 +164,3 @@ def refresh_stage(request: HttpRequest, name: str, stage: str) -> HttpResponse:
     if htmx_partial(request):
         return render(request, f"{PAGE}#flash", {"flash_info": f"Refresh of {obj.name} requested."})
     return redirect(reverse("stage", args=[project.name, obj.name]))
-
-
-@login_required
-@require_POST
-def refresh_warehouse(request: HttpRequest, name: str, warehouse: str) -> HttpResponse:
-    from freight.actions import do_request_refresh
-
-    project, role = get_project_for_user(request.user, name, Role.PROMOTER)
-    obj = get_or_404(Warehouse.objects, f"warehouse {warehouse!r}", project=project, name=warehouse)
-    do_request_refresh(obj, actor_of(request))
-    if htmx_partial(request):
-        return render(request, f"{PAGE}#flash", {"flash_info": f"Refresh of {obj.name} requested."})
-    return redirect(reverse("project", args=[project.name]))
-
-
-def actor_of(request: HttpRequest) -> str:
-    """Kargo's actor string for a person."""
-    user = request.user
-    return f"email:{user.email}" if user.email else f"user:{user.get_username()}"

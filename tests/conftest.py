@@ -40,7 +40,7 @@ def demo(transactional_db, data_dir):
     """The seeded kargo-demo project: real git repositories, a Warehouse and test -> uat -> prod."""
     from django.core.management import call_command
 
-    from kargo_ui.models import Project
+    from projects.models import Project
 
     call_command("demo", stdout=open(os.devnull, "w"))
     return Project.objects.get(name="kargo-demo")
@@ -49,7 +49,7 @@ def demo(transactional_db, data_dir):
 @pytest.fixture
 def users(django_user_model, demo):
     """A fixed cast: alice admin, bob promoter, carol viewer, dave outsider."""
-    from kargo_ui.actions import do_set_membership
+    from projects.actions import do_set_membership
 
     cast = {}
     for name, role in (

@@ -1,4 +1,4 @@
-"""Conformance of kargo_ui.schemas with Kargo's and Argo Rollouts' own schemas (the oracle).
+"""Conformance of kargo.specs with Kargo's and Argo Rollouts' own schemas (the oracle).
 
 The oracle is each CRD's ``openAPIV3Schema`` from ../shared/kargo-schemas, run with jsonschema
 after a conversion that mirrors what the Kubernetes API server does with it:
@@ -34,7 +34,7 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator, FormatChecker
 
-from kargo_ui.schemas import validate_document
+from kargo.specs import validate_document
 
 
 def _schemas_dir() -> Path | None:

@@ -8,9 +8,9 @@ from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 
 from freight.models import Freight
-from kargo_ui.live import send_change
-from kargo_ui.models import Membership
 from kargo_ui.routing import websocket_urlpatterns
+from projects.live import send_change
+from projects.models import Membership
 from stages.models import Stage
 
 

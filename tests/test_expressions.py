@@ -1,4 +1,4 @@
-"""Tests for kargo_ui.expressions: the expr-lang subset and Kargo's ${{ }} template rules."""
+"""Tests for kargo.expressions: the expr-lang subset and Kargo's ${{ }} template rules."""
 
 import re
 from datetime import UTC, datetime, timedelta
@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from kargo_ui import expressions
-from kargo_ui.expressions import (
+from kargo import expressions
+from kargo.expressions import (
     ExpressionError,
     compile_expression,
     evaluate,

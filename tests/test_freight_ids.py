@@ -14,7 +14,7 @@ import re
 
 import pytest
 
-from freight.ids import (
+from kargo.freight_ids import (
     collection_id,
     freight_hash_parts,
     freight_id,
@@ -177,7 +177,7 @@ def test_generate_alias_shape_and_uniqueness():
 
 
 def test_generate_alias_avoids_taken(monkeypatch):
-    import freight.ids as ids
+    import kargo.freight_ids as ids
 
     slugs = iter(["brave-otter"] * 150 + ["calm-heron"])
     monkeypatch.setattr(ids.coolname, "generate_slug", lambda n: next(slugs))

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-import freight.discovery as discovery
-from freight.discovery import DiscoveredCommit, DiscoveryError, discover_git, parse_semver
-from freight.ids import normalize_git_url
+import freight.discovery.git as discovery
+from freight.discovery.git import DiscoveredCommit, DiscoveryError, discover_git, parse_semver
+from kargo.freight_ids import normalize_git_url
 
 T0 = datetime(2024, 1, 1, 12, 0, 0, tzinfo=UTC)
 AUTHOR = "Alice Author <alice@example.com>"

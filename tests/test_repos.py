@@ -3,7 +3,7 @@
 import pytest
 
 from freight.models import Freight, Warehouse
-from kargo_ui.repos import RepoNotAllowed, check_repo_url, repo_urls_in
+from projects.repos import RepoNotAllowed, check_repo_url, repo_urls_in
 from stages.actions import do_promote
 from stages.models import Stage
 from stages.tasks import reconcile
@@ -69,7 +69,7 @@ def test_a_warehouse_may_not_read_a_repository_outside_the_roots(demo, settings,
 
 
 def test_url_credentials_are_masked_everywhere_they_are_shown():
-    from kargo_ui.repos import redact, redact_values
+    from kargo.redaction import redact, redact_values
 
     assert (
         redact("clone https://bot:s3cr3t@git.example.com/a.git failed")

@@ -26,7 +26,7 @@ def test_pages_need_login(client, demo):
 
 
 def test_projects_list_shows_only_my_projects(client, users):
-    from kargo_ui.actions import do_create_project
+    from projects.actions import do_create_project
 
     do_create_project("other", "test")
     body = login(client, users["carol"]).get("/").content.decode()

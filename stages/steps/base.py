@@ -18,7 +18,8 @@ from typing import Any, ClassVar
 import pydantic
 from pydantic import BaseModel, ConfigDict
 
-from kargo_ui.repos import redact  # one rule for hiding URL credentials, app-wide
+from kargo import runner
+from kargo.errors import field_errors
 
 
 class StepError(Exception):
@@ -86,29 +87,6 @@ def git_ref_name(value: str | None) -> str | None:
     return value
 
 
-def _format_loc(loc: tuple) -> str:
-    out = "config"
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}"
-    return out
-
-
-def _format_error(err: dict) -> str:
-    kind = err.get("type")
-    if kind == "extra_forbidden":
-        reason = "unknown field"
-    elif kind == "missing":
-        reason = "field required"
-    else:
-        reason = err.get("msg", "invalid value")
-        # pydantic prefixes messages raised from validators; drop the noise.
-        reason = reason.removeprefix("Value error, ")
-    return f"{_format_loc(err.get('loc', ()))}: {reason}"
-
-
 class Step:
     name: ClassVar[str]
     Config: ClassVar[type[BaseModel]]
@@ -122,8 +100,7 @@ class Step:
         try:
             return cls.Config.model_validate(raw)
         except pydantic.ValidationError as exc:
-            messages = [_format_error(err) for err in exc.errors()]
-            raise StepError("; ".join(messages)) from None
+            raise StepError("; ".join(map(str, field_errors(exc, "config")))) from None
 
     def run(self, ctx: StepContext, config: Any) -> StepResult:
         raise NotImplementedError
@@ -148,26 +125,6 @@ def register(cls: type[Step]) -> type[Step]:
 # --- subprocesses --------------------------------------------------------------
 
 
-def tail(text: str, lines: int = 15, chars: int = 2000) -> str:
-    text = "\n".join(text.strip().splitlines()[-lines:])
-    return text[-chars:]
-
-
-def subprocess_env() -> dict[str, str]:
-    env = dict(os.environ)
-    # Never wait for a human: no username/password prompt, no ssh host-key or
-    # passphrase prompt. A missing credential must fail fast.
-    env["GIT_TERMINAL_PROMPT"] = "0"
-    env.setdefault("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")
-    # Only plain transports: no ext:: (runs commands) or other helpers, also
-    # for submodules. file is allowed for local mirrors.
-    env.setdefault("GIT_ALLOW_PROTOCOL", "file:git:http:https:ssh")
-    # English messages: git-push recognises rejections by their wording.
-    env["LC_ALL"] = "C"
-    env.pop("LANGUAGE", None)
-    return env
-
-
 def run_command(
     ctx: StepContext,
     args: list[str],
@@ -178,25 +135,13 @@ def run_command(
     input: str | None = None,
 ) -> subprocess.CompletedProcess:
     """Run a program (argument list, never a shell) inside the work dir."""
-    cwd = ctx.path(cwd)
-    display = " ".join(args[:2])
     try:
-        proc = subprocess.run(
-            args,
-            cwd=cwd,
-            env=subprocess_env(),
-            input=input,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-    except FileNotFoundError:
-        raise StepError(f"{args[0]} is not installed on this machine") from None
-    except subprocess.TimeoutExpired:
-        raise StepError(f"{display} timed out after {timeout:g}s") from None
+        proc = runner.run(args, cwd=ctx.path(cwd), timeout=timeout, input=input)
+    except runner.CommandError as exc:
+        raise StepError(str(exc)) from None
     if check and proc.returncode != 0:
-        detail = tail(proc.stderr or proc.stdout) or f"exit code {proc.returncode}"
-        raise StepError(f"{display} failed: {redact(detail)}")
+        detail = runner.tail(proc.stderr or proc.stdout) or f"exit code {proc.returncode}"
+        raise StepError(f"{' '.join(args[:2])} failed: {detail}")
     return proc
 
 

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from pydantic import Field, field_validator, model_validator
 
+from kargo.redaction import redact
+
 from .base import (
     Step,
     StepContext,
@@ -23,7 +25,6 @@ from .base import (
     StepResult,
     git,
     git_ref_name,
-    redact,
     register,
 )
 

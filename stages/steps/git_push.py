@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
+from kargo.runner import tail
+
 from .base import (
     Step,
     StepContext,
@@ -26,10 +28,8 @@ from .base import (
     StepResult,
     git,
     git_ref_name,
-    redact,
     register,
     run_command,
-    tail,
     worktree_path,
 )
 
@@ -175,9 +175,7 @@ class GitPush(Step):
                     if rejected
                     else "push failed"
                 )
-                raise StepError(
-                    f"error pushing to branch {branch!r}: {reason}: {redact(tail(output))}"
-                )
+                raise StepError(f"error pushing to branch {branch!r}: {reason}: {tail(output)}")
             # Someone else pushed first: wait a little, then rebase and retry.
             time.sleep(self._delay(attempt))
         return None
@@ -198,9 +196,7 @@ class GitPush(Step):
             raise RebaseConflict(
                 f"merge conflict rebasing onto remote branch {branch!r}; it needs manual resolution"
             )
-        raise StepError(
-            f"error pulling and rebasing branch {branch!r}: {redact(tail(proc.stderr))}"
-        )
+        raise StepError(f"error pulling and rebasing branch {branch!r}: {tail(proc.stderr)}")
 
     def _push_tag(self, ctx: StepContext, tree: Path, tag: str) -> None:
         # Kargo pushes a tag made by its git-tag step; without that step here,

@@ -26,7 +26,9 @@ from typing import Literal
 import yaml
 from pydantic import Field
 
-from .base import Step, StepContext, StepError, StepModel, StepResult, register, run_command, tail
+from kargo.runner import tail
+
+from .base import Step, StepContext, StepError, StepModel, StepResult, register, run_command
 from .kustomize_set_image import KUSTOMIZATION_FILES
 
 _REMOTE = re.compile(

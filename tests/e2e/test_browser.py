@@ -121,8 +121,8 @@ def test_viewer_cannot_promote(live_server_embedded, manage_embedded, browser, p
         "shell",
         "-c",
         "from django.contrib.auth import get_user_model\n"
-        "from kargo_ui.actions import do_set_membership\n"
-        "from kargo_ui.models import Project\n"
+        "from projects.actions import do_set_membership\n"
+        "from projects.models import Project\n"
         "user = get_user_model().objects.create_user('vera', 'vera@example.com', 'vera-pass-123')\n"
         f"do_set_membership(Project.objects.get(name='{PROJECT}'), user, 'viewer')\n",
     )

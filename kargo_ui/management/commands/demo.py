@@ -4,6 +4,7 @@ stage/<name> branches. Safe to run again: existing repositories and objects are 
 
 import os
 import subprocess
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -11,8 +12,8 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
 from kargo_ui import manifests
-from kargo_ui.actions import do_set_membership
-from kargo_ui.models import Project, Role
+from projects.actions import do_set_membership
+from projects.models import Project, Role
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Demo Developer",
@@ -162,8 +163,6 @@ spec:
 def older_freight(app: Path) -> str:
     """Freight for the releases before the newest, so the timeline has history from the start
     (a Warehouse itself only ever makes Freight of the newest artifacts, as in Kargo)."""
-    from datetime import UTC, datetime, timedelta
-
     docs = []
     for hours, tag in ((2, "v1.0.0"), (1, "v1.1.0")):
         commit = git("rev-list", "-n", "1", tag, cwd=app).strip()

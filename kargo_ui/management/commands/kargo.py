@@ -3,14 +3,30 @@ Every change records who acted (--actor, default the OS user)."""
 
 import getpass
 import json
+import secrets
 import sys
 import time
 from pathlib import Path
 
+from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Q
 
+from freight.actions import FreightError, delete_guard, do_approve, do_request_refresh
+from freight.models import Freight, Warehouse
+from kargo.specs import KINDS
 from kargo_ui import manifests
+from projects.actions import do_set_membership, record_event
+from projects.models import Membership, Project
+from stages.actions import (
+    do_abort_verification,
+    do_delete_stage,
+    do_promote,
+    do_refresh_stage,
+    do_reverify,
+)
+from stages.models import Stage
+from stages.queries import current_freight_names, newest_available
 
 
 def default_actor() -> str:
@@ -125,7 +141,7 @@ class Command(BaseCommand):
             self.stdout.write(line)
 
     def do_get(self, opts):
-        kind = manifests.resolve_kind(opts["kind"])
+        kind = manifests.kind_named(opts["kind"])
         docs = manifests.export(kind, opts["project"] or None, opts["name"])
         if opts["name"] and not docs:
             raise CommandError(f'{kind} "{opts["name"]}" not found')
@@ -140,14 +156,10 @@ class Command(BaseCommand):
             self.stdout.write(table(kind, docs))
 
     def do_delete(self, opts):
-        from django.apps import apps
 
-        from freight.actions import FreightError, delete_guard
-
-        kind = manifests.resolve_kind(opts["kind"])
-        Model = apps.get_model(manifests.KINDS[kind][1])
-        qs = Model.objects.filter(name=opts["name"])
-        if kind not in manifests.CLUSTER_SCOPED and kind != "Project":
+        kind = manifests.kind_named(opts["kind"])
+        qs = manifests.MODELS[kind].objects.filter(name=opts["name"])
+        if not KINDS[kind].cluster_scoped:
             if not opts["project"]:
                 raise CommandError("--project is required for " + kind)
             qs = qs.filter(project__name=opts["project"])
@@ -160,8 +172,6 @@ class Command(BaseCommand):
             except FreightError as exc:
                 raise CommandError(str(exc)) from None
         if kind == "Stage":
-            from stages.actions import do_delete_stage
-
             do_delete_stage(obj, opts["actor"])
         else:
             obj.delete()
@@ -170,11 +180,6 @@ class Command(BaseCommand):
     # -------------------------------------------------------------- promotions
 
     def do_promote(self, opts):
-        from freight.models import Freight
-        from stages.actions import do_promote
-        from stages.models import Stage
-        from stages.queries import newest_available
-
         stage = (
             Stage.objects.select_related("project")
             .filter(project__name=opts["project"], name=opts["stage"])
@@ -202,9 +207,6 @@ class Command(BaseCommand):
                 sys.exit(1)
 
     def do_approve(self, opts):
-        from freight.actions import do_approve
-        from freight.models import Freight
-        from stages.models import Stage
 
         lookup = Q(name=opts["freight"]) if opts["freight"] else Q(alias=opts["freight_alias"])
         freight = Freight.objects.filter(lookup, project__name=opts["project"]).first()
@@ -217,18 +219,12 @@ class Command(BaseCommand):
 
     def do_refresh(self, opts):
         if opts["kind"] == "warehouse":
-            from freight.actions import do_request_refresh
-            from freight.models import Warehouse
-
             obj = Warehouse.objects.filter(project__name=opts["project"], name=opts["name"]).first()
             if obj is None:
                 raise CommandError(f"Warehouse {opts['name']!r} not found")
             do_request_refresh(obj, opts["actor"])
             Model, done = Warehouse, (lambda w: w.refresh_requested_at is None)
         else:
-            from stages.actions import do_refresh_stage
-            from stages.models import Stage
-
             obj = Stage.objects.filter(project__name=opts["project"], name=opts["name"]).first()
             if obj is None:
                 raise CommandError(f"Stage {opts['name']!r} not found")
@@ -250,12 +246,6 @@ class Command(BaseCommand):
             )
 
     def do_grant(self, opts):
-        import secrets
-
-        from django.contrib.auth import get_user_model
-
-        from kargo_ui.actions import do_set_membership, record_event
-        from kargo_ui.models import Project
 
         project = Project.objects.filter(name=opts["project"]).first()
         if project is None:
@@ -275,8 +265,6 @@ class Command(BaseCommand):
         self.stdout.write(f"user/{user.username} is {opts['role']} in project/{project.name}")
 
     def do_revoke(self, opts):
-        from kargo_ui.actions import record_event
-        from kargo_ui.models import Membership, Project
 
         project = Project.objects.filter(name=opts["project"]).first()
         deleted, _ = Membership.objects.filter(
@@ -288,8 +276,6 @@ class Command(BaseCommand):
         self.stdout.write(f"user/{opts['user']} removed from project/{opts['project']}")
 
     def do_verify(self, opts):
-        from stages.actions import do_abort_verification, do_reverify
-        from stages.models import Stage
 
         stage = Stage.objects.filter(project__name=opts["project"], name=opts["name"]).first()
         if stage is None:
@@ -343,8 +329,6 @@ def table(kind: str, docs: list[dict]) -> str:
         if kind == "Freight":
             row += [d.get("alias", ""), f"{d['origin']['kind']}/{d['origin']['name']}"]
         elif kind == "Stage":
-            from stages.queries import current_freight_names
-
             row += [
                 ",".join(n[:7] for n in current_freight_names(status)) or "-",
                 (status.get("lastPromotion") or {}).get("status", {}).get("phase", "-"),

@@ -7,18 +7,21 @@ import ipaddress
 import logging
 import threading
 
+from celery.beat import EmbeddedService
+from daphne.endpoints import build_endpoint_description_strings
+from daphne.server import Server
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+
+from kargo_ui.asgi import application
+from kargo_ui.celery import app
+from projects import live
 
 log = logging.getLogger(__name__)
 
 
 def start_worker_threads(concurrency: int = 4) -> list:
     """A Celery worker and beat inside this process, on whatever broker the settings name."""
-    from celery.beat import EmbeddedService
-
-    from kargo_ui.celery import app
-
     worker = app.WorkController(
         pool_cls="threads",
         concurrency=concurrency,
@@ -47,12 +50,6 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **opts):
-        from daphne.endpoints import build_endpoint_description_strings
-        from daphne.server import Server
-
-        from kargo_ui import live
-        from kargo_ui.asgi import application
-
         host, port = opts["host"], opts["port"]
         if settings.DEMO_MODE and not is_loopback_host(host):
             raise CommandError(
@@ -62,7 +59,7 @@ class Command(BaseCommand):
             start_worker_threads()
 
         def ready():
-            # Live updates from worker threads are scheduled on daphne's own loop (see kargo_ui.live).
+            # Live updates from worker threads are scheduled on daphne's own loop (see projects.live).
             live.server_loop = asyncio.get_event_loop()
             url = f"http://{host if ':' not in host else f'[{host}]'}:{port}/"
             self.stdout.write(f"kargo_ui is serving on {url}", ending="\n")

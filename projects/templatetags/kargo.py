@@ -3,8 +3,8 @@ from django import template
 from django.utils import timezone
 from django.utils.timesince import timesince
 
-from kargo_ui.conditions import parse_rfc3339
-from kargo_ui.repos import redact
+from kargo.redaction import redact
+from kargo.times import parse_rfc3339
 
 register = template.Library()
 

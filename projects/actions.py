@@ -2,7 +2,8 @@
 
 from django.utils import timezone
 
-from .conditions import condition
+from kargo.conditions import condition
+
 from .live import broadcast_on_commit
 from .models import Event, Membership, Project, Role
 

@@ -5,7 +5,6 @@ allowed only under the directories in settings.FILE_REPO_ROOTS, so that a projec
 promotion step cannot read another project's data or any other git repository on the server.
 """
 
-import re
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -14,26 +13,6 @@ from django.conf import settings
 
 class RepoNotAllowed(ValueError):
     pass
-
-
-# scheme://user[:password]@ — the part of a URL that must never reach a page, a log or an export.
-_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/\s]+@")
-
-
-def redact(text: str) -> str:
-    """Mask user info (tokens, passwords) in every URL inside `text`."""
-    return _USERINFO.sub(r"\1***@", text)
-
-
-def redact_values(value):
-    """`redact` applied to every string in a JSON-like value (dicts, lists)."""
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, dict):
-        return {k: redact_values(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact_values(v) for v in value]
-    return value
 
 
 def local_path(url: str) -> Path | None:

@@ -5,8 +5,13 @@ the user applied it (validated, camelCase, JSON) and a status in Kargo's shape. 
 JSON exist only where the dashboard filters or orders by them.
 """
 
+from typing import Any, ClassVar
+
 from django.conf import settings
 from django.db import models
+from pydantic import BaseModel
+
+from kargo import specs
 
 
 class Resource(models.Model):
@@ -19,11 +24,24 @@ class Resource(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    # The typed model of `spec` (kargo.specs), with Kargo's defaults; None where the spec is free.
+    spec_type: ClassVar[type[BaseModel] | None] = None
+
     class Meta:
         abstract = True
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def typed_spec(self) -> Any:
+        """`spec` as its typed model. Parsed once per loaded spec: assigning a new spec (or
+        reloading the row) parses again."""
+        cached = self.__dict__.get("_typed_spec")
+        if cached is None or cached[0] is not self.spec:
+            cached = (self.spec, self.spec_type.model_validate(self.spec))
+            self.__dict__["_typed_spec"] = cached
+        return cached[1]
 
 
 class Project(Resource):
@@ -33,7 +51,35 @@ class Project(Resource):
         ordering = ["name"]
 
 
+class ProjectScoped(models.Model):
+    """Belongs to one Project and is named uniquely within it (a namespaced Kubernetes object).
+    Reverse accessors are the plural model name: project.stages, project.warehouses, ..."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="%(class)ss")
+
+    class Meta:
+        abstract = True
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "name"], name="%(app_label)s_%(class)s_name_per_project"
+            )
+        ]
+
+
+class ClusterScoped(models.Model):
+    """Named uniquely in the whole installation (a cluster-scoped Kubernetes object)."""
+
+    name = models.CharField(max_length=253, unique=True)
+
+    class Meta:
+        abstract = True
+        ordering = ["name"]
+
+
 class ProjectConfig(Resource):
+    spec_type = specs.ProjectConfigSpec
+
     project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="config")
 
 

@@ -1,6 +1,6 @@
 from django.conf import settings
 
-from .auth import is_loopback
+from .access import is_loopback
 
 
 def demo(request) -> dict:

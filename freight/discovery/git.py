@@ -23,7 +23,6 @@ import os
 import posixpath
 import re
 import shutil
-import signal
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
@@ -34,9 +33,9 @@ from pathlib import Path
 
 import nodesemver
 
-from kargo_ui.repos import redact
-
-from .ids import normalize_git_url
+from kargo import runner
+from kargo.freight_ids import normalize_git_url
+from kargo.redaction import redact
 
 __all__ = ["DiscoveredCommit", "DiscoveryError", "discover_git"]
 
@@ -170,38 +169,6 @@ def discover_git(
 # --------------------------------------------------------------------------
 
 
-# Variables that would point git at some other repository than the one we
-# mean (they are set, for instance, when running inside a git hook).
-_REPO_LOCATING_VARS = (
-    "GIT_DIR",
-    "GIT_WORK_TREE",
-    "GIT_INDEX_FILE",
-    "GIT_OBJECT_DIRECTORY",
-    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
-    "GIT_COMMON_DIR",
-    "GIT_NAMESPACE",
-)
-
-
-def _git_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in _REPO_LOCATING_VARS}
-    # Never wait for a human: a prompt would hang a worker until the timeout.
-    env["GIT_TERMINAL_PROMPT"] = "0"
-    env.setdefault("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")
-    # Refuse exotic transports such as ext:: (which runs commands) unless an
-    # operator has deliberately configured otherwise.
-    env.setdefault("GIT_ALLOW_PROTOCOL", "file:git:http:https:ssh")
-    # Stable, English messages for the stderr tails we report.
-    env["LC_ALL"] = "C"
-    return env
-
-
-def _stderr_tail(stderr: bytes, max_lines: int = 6, max_chars: int = 600) -> str:
-    lines = [line for line in stderr.decode("utf-8", "replace").splitlines() if line.strip()]
-    tail = "\n".join(lines[-max_lines:])[-max_chars:]
-    return redact(tail) or "(no error output)"
-
-
 def _git(
     args: list[str],
     *,
@@ -211,38 +178,15 @@ def _git(
     timeout: float = LOCAL_TIMEOUT,
     check: bool = True,
 ) -> subprocess.CompletedProcess:
-    """Run `git <args>` and return the completed process (stdout/stderr as bytes).
-
-    Runs in its own process group so a timeout can stop git's helpers
-    (git-remote-https, upload-pack) too, not just git itself.
-    """
+    """Run `git <args>` through the one runner; stdout and stderr as bytes."""
     shown = redact(url)
     try:
-        proc = subprocess.Popen(
-            ["git", *args],
-            cwd=cwd,
-            env=_git_env(),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
-    except OSError as exc:
+        result = runner.run(["git", *args], cwd=cwd, timeout=timeout, binary=True)
+    except runner.CommandError as exc:
         raise DiscoveryError(f"cannot run git to {what} for {shown}: {exc}") from None
-    try:
-        stdout, stderr = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.communicate()
-        raise DiscoveryError(
-            f"git timed out after {timeout:g}s trying to {what} for {shown}"
-        ) from None
-    result = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
-    if check and proc.returncode != 0:
-        raise DiscoveryError(f"git failed to {what} for {shown}: {_stderr_tail(stderr)}")
+    if check and result.returncode != 0:
+        detail = runner.tail(result.stderr, lines=6, chars=600) or "(no error output)"
+        raise DiscoveryError(f"git failed to {what} for {shown}: {detail}")
     return result
 
 

@@ -69,3 +69,9 @@ def projects_for_user(user):
     if user.is_superuser:
         return qs
     return qs.filter(memberships__user=user)
+
+
+def actor_of(request: HttpRequest) -> str:
+    """Kargo's actor string for a person."""
+    user = request.user
+    return f"email:{user.email}" if user.email else f"user:{user.get_username()}"

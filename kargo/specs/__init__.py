@@ -30,7 +30,6 @@ Public API: :class:`FieldError`, :data:`KINDS`, :data:`CLUSTER_SCOPED`, :func:`v
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -43,6 +42,9 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import PydanticCustomError
+
+from kargo.errors import FieldError, field_errors, one_of
+from kargo.times import is_rfc3339
 
 KARGO_API_VERSION = "kargo.akuity.io/v1alpha1"
 ROLLOUTS_API_VERSION = "argoproj.io/v1alpha1"
@@ -95,23 +97,10 @@ def _pattern(regex: str, message: str) -> AfterValidator:
     return AfterValidator(check)
 
 
-_RFC3339 = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$",
-)
-
-
 def _date_time(value: Any) -> Any:
-    # YAML loaders turn unquoted timestamps into datetime objects; JSON and quoted YAML give
-    # strings.
-    if isinstance(value, datetime):
+    # Manifests are read as the API server reads them (kargo.yamlio): a timestamp is a string.
+    if isinstance(value, str) and is_rfc3339(value):
         return value
-    if isinstance(value, str) and _RFC3339.match(value):
-        try:
-            datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
-        except ValueError:
-            pass
-        else:
-            return value
     raise PydanticCustomError(
         "date_time", "must be an RFC 3339 date-time, e.g. 2024-07-15T22:13:57Z"
     )
@@ -139,7 +128,7 @@ VAR_NAME = r"^[a-zA-Z_]\w*$"
 _SUBDOMAIN_MESSAGE = "must be a lowercase RFC 1123 name (a-z, 0-9, '-', '.')"
 _LABEL_MESSAGE = "must be a lowercase RFC 1123 label (a-z, 0-9, '-')"
 
-DateTime = Annotated[str | datetime, PlainValidator(_date_time)]
+DateTime = Annotated[str, PlainValidator(_date_time)]
 IntOrString = Annotated[int | str, PlainValidator(_int_or_string)]
 JSONObject = dict[str, Any]
 NonEmptyStr = Annotated[str, Field(min_length=1)]
@@ -913,6 +902,29 @@ class StageSpec(KargoModel):
     verification: Verification | None = None
     targets: StageTargets | None = None
 
+    @property
+    def upstream_names(self) -> list[str]:
+        """The Stages this one takes Freight from, each once, in the order written."""
+        names: list[str] = []
+        for request in self.requestedFreight:
+            for upstream in request.sources.stages or []:
+                if upstream not in names:
+                    names.append(upstream)
+        return names
+
+    @property
+    def warehouse_names(self) -> list[str]:
+        """The Warehouses this Stage takes Freight from directly."""
+        return [r.origin.name for r in self.requestedFreight if r.sources.direct]
+
+    def request_for(self, origin_name: str) -> "FreightRequest | None":
+        return next((r for r in self.requestedFreight if r.origin.name == origin_name), None)
+
+    @property
+    def steps(self) -> list["TemplateStep"]:
+        template = self.promotionTemplate
+        return (template.spec.steps or []) if template else []
+
 
 class AutoPromotionHold(StatusModel):
     freightName: str
@@ -1545,30 +1557,72 @@ class AnalysisRun(KargoModel):
 # Public API
 # --------------------------------------------------------------------------------------------------
 
-KINDS: dict[tuple[str, str], type] = {
-    (KARGO_API_VERSION, "Project"): Project,
-    (KARGO_API_VERSION, "ProjectConfig"): ProjectConfig,
-    (KARGO_API_VERSION, "Warehouse"): Warehouse,
-    (KARGO_API_VERSION, "Stage"): Stage,
-    (KARGO_API_VERSION, "Freight"): Freight,
-    (KARGO_API_VERSION, "Promotion"): Promotion,
-    (KARGO_API_VERSION, "PromotionTask"): PromotionTask,
-    (KARGO_API_VERSION, "ClusterPromotionTask"): ClusterPromotionTask,
-    (ROLLOUTS_API_VERSION, "AnalysisTemplate"): AnalysisTemplate,
-    (ROLLOUTS_API_VERSION, "ClusterAnalysisTemplate"): ClusterAnalysisTemplate,
-    (ROLLOUTS_API_VERSION, "AnalysisRun"): AnalysisRun,
-}
-
-CLUSTER_SCOPED: set[str] = {"Project", "ClusterPromotionTask", "ClusterAnalysisTemplate"}
-
 
 @dataclass(frozen=True)
-class FieldError:
-    path: str  # YAML path, e.g. "spec.requestedFreight[0].origin.kind"
-    message: str  # short human reason, e.g. "unknown field"
+class Kind:
+    """One kind this project accepts: its API group version, its typed model, its scope and the
+    names `kargo get` accepts for it (as kubectl's plural and short names)."""
 
-    def __str__(self) -> str:
-        return f"{self.path}: {self.message}" if self.path else self.message
+    name: str
+    api_version: str
+    model: type[KargoModel]
+    cluster_scoped: bool = False
+    aliases: tuple[str, ...] = ()
+
+
+# The one registry of kinds, in apply order: what others refer to comes first.
+KINDS: dict[str, Kind] = {
+    kind.name: kind
+    for kind in (
+        Kind("Project", KARGO_API_VERSION, Project, True, ("projects",)),
+        Kind("ProjectConfig", KARGO_API_VERSION, ProjectConfig, False, ("projectconfigs",)),
+        Kind("Warehouse", KARGO_API_VERSION, Warehouse, False, ("warehouses",)),
+        Kind("Freight", KARGO_API_VERSION, Freight),
+        Kind("Stage", KARGO_API_VERSION, Stage, False, ("stages",)),
+        Kind("Promotion", KARGO_API_VERSION, Promotion, False, ("promotions", "promo", "promos")),
+        Kind(
+            "PromotionTask",
+            KARGO_API_VERSION,
+            PromotionTask,
+            False,
+            ("promotiontasks", "promotask"),
+        ),
+        Kind(
+            "ClusterPromotionTask",
+            KARGO_API_VERSION,
+            ClusterPromotionTask,
+            True,
+            ("clusterpromotiontasks", "clusterpromotask"),
+        ),
+        Kind(
+            "AnalysisTemplate",
+            ROLLOUTS_API_VERSION,
+            AnalysisTemplate,
+            False,
+            ("analysistemplates",),
+        ),
+        Kind(
+            "ClusterAnalysisTemplate",
+            ROLLOUTS_API_VERSION,
+            ClusterAnalysisTemplate,
+            True,
+            ("clusteranalysistemplates",),
+        ),
+        Kind("AnalysisRun", ROLLOUTS_API_VERSION, AnalysisRun, False, ("analysisruns",)),
+    )
+}
+
+CLUSTER_SCOPED: set[str] = {name for name, kind in KINDS.items() if kind.cluster_scoped}
+
+_BY_ALIAS = {name.lower(): name for name in KINDS} | {
+    alias: name for name, kind in KINDS.items() for alias in kind.aliases
+}
+
+
+def resolve_kind(text: str) -> Kind | None:
+    """The kind a user means by `Stage`, `stages`, `promo`, ... (case-insensitive), or None."""
+    name = _BY_ALIAS.get(text.lower())
+    return KINDS[name] if name else None
 
 
 class SchemaError(ValueError):
@@ -1579,60 +1633,9 @@ class SchemaError(ValueError):
         super().__init__("invalid document: " + "; ".join(str(error) for error in errors))
 
 
-def _one_of(values: list[str]) -> str:
-    return "must be one of " + ", ".join(value if value else '""' for value in values)
-
-
-def _path(loc: tuple) -> str:
-    path = ""
-    for part in loc:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        else:
-            path += f".{part}" if path else str(part)
-    return path
-
-
-def _message(error: dict) -> str:
-    kind = error["type"]
-    ctx = error.get("ctx") or {}
-    if kind == "missing":
-        return "field required"
-    if kind == "extra_forbidden":
-        return "unknown field"
-    if kind == "literal_error":
-        return _one_of(re.findall(r"'((?:[^'\\]|\\.)*)'", ctx.get("expected", "")))
-    if kind == "string_type":
-        return "must be a string"
-    if kind in ("int_type", "int_from_float", "int_parsing"):
-        return "must be an integer"
-    if kind in ("bool_type", "bool_parsing"):
-        return "must be a boolean"
-    if kind in ("dict_type", "model_type", "model_attributes_type"):
-        return "must be an object"
-    if kind == "list_type":
-        return "must be a list"
-    if kind == "too_short":
-        count = ctx.get("min_length")
-        return f"must have at least {count} item{'s' if count != 1 else ''}"
-    if kind == "too_long":
-        return f"must have at most {ctx.get('max_length')} items"
-    if kind == "string_too_short":
-        count = ctx.get("min_length")
-        return "must not be empty" if count == 1 else f"must be at least {count} characters"
-    if kind == "string_too_long":
-        return f"must be at most {ctx.get('max_length')} characters"
-    if kind == "greater_than_equal":
-        return f"must be at least {ctx.get('ge')}"
-    if kind == "less_than_equal":
-        return f"must be at most {ctx.get('le')}"
-    # Our own rules (PydanticCustomError) carry their message as-is.
-    return error["msg"]
-
-
 def _check_type_fields(doc: dict) -> list[FieldError]:
     """Check apiVersion and kind, which decide which model validates the rest."""
-    api_versions = sorted({api_version for api_version, _ in KINDS})
+    api_versions = sorted({kind.api_version for kind in KINDS.values()})
     errors = []
     api_version = doc.get("apiVersion")
     kind = doc.get("kind")
@@ -1641,14 +1644,14 @@ def _check_type_fields(doc: dict) -> list[FieldError]:
     elif not isinstance(api_version, str):
         errors.append(FieldError("apiVersion", "must be a string"))
     elif api_version not in api_versions:
-        errors.append(FieldError("apiVersion", _one_of(api_versions)))
+        errors.append(FieldError("apiVersion", one_of(api_versions)))
     if kind is None:
         errors.append(FieldError("kind", "field required"))
     elif not isinstance(kind, str):
         errors.append(FieldError("kind", "must be a string"))
-    elif not errors and (api_version, kind) not in KINDS:
-        kinds = [known for version, known in KINDS if version == api_version]
-        errors.append(FieldError("kind", f"{_one_of(kinds)} for apiVersion {api_version}"))
+    elif not errors and (kind not in KINDS or KINDS[kind].api_version != api_version):
+        kinds = [name for name, known in KINDS.items() if known.api_version == api_version]
+        errors.append(FieldError("kind", f"{one_of(kinds)} for apiVersion {api_version}"))
     return errors
 
 
@@ -1660,15 +1663,18 @@ def _validate(doc: Any) -> tuple[BaseModel | None, list[FieldError]]:
     errors = _check_type_fields(doc)
     if errors:
         return None, errors
-    model = KINDS[(doc["apiVersion"], doc["kind"])]
     try:
-        return model.model_validate(doc), []
+        return KINDS[doc["kind"]].model.model_validate(doc), []
     except ValidationError as exc:
-        for error in exc.errors():
-            field_error = FieldError(_path(error["loc"]), _message(error))
-            if field_error not in errors:
-                errors.append(field_error)
-        return None, errors
+        return None, field_errors(exc)
+
+
+def dump(model: BaseModel | None) -> dict:
+    """A typed object as JSON in Kargo's field names: defaults filled, unset fields left out
+    (free-form content, such as a step's config, is kept exactly as written)."""
+    if model is None:
+        return {}
+    return model.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
 def validate_document(doc: Any) -> list[FieldError]:

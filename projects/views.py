@@ -3,7 +3,7 @@ from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from .auth import projects_for_user
+from .access import projects_for_user
 
 
 @login_required

@@ -1,6 +1,6 @@
-"""Kubernetes-style status helpers: metav1.Condition lists and timestamps."""
+"""Kubernetes-style status conditions (metav1.Condition lists)."""
 
-from datetime import UTC, datetime
+from .times import rfc3339
 
 
 def condition(type_: str, status, reason: str, message: str, when) -> dict:
@@ -33,19 +33,6 @@ def set_condition(conditions: list[dict], new: dict) -> list[dict]:
     if not replaced:
         out.append(new)
     return out
-
-
-def rfc3339(when) -> str:
-    """Kubernetes' timestamp format: UTC, whole seconds, Z suffix."""
-    if when is None:
-        return ""
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_rfc3339(text: str) -> datetime | None:
-    if not text:
-        return None
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def get_condition(conditions: list[dict], type_: str) -> dict | None:
