@@ -38,7 +38,7 @@ from kargo.specs import validate_document
 
 
 def _schemas_dir() -> Path | None:
-    candidate = Path(__file__).resolve().parents[2] / "shared" / "kargo-schemas"
+    candidate = Path(__file__).resolve().parents[3] / "shared" / "kargo-schemas"
     if candidate.is_dir():
         return candidate
     from_env = os.environ.get("KARGO_SCHEMAS_DIR")

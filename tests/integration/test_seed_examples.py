@@ -10,7 +10,7 @@ from freight.models import Freight
 from stages.actions import do_promote
 from stages.models import Stage
 from tests.conftest import git_show
-from tests.test_schemas import SEED_ANALYSIS_TEMPLATE, SEED_STAGES
+from tests.unit.test_schemas import SEED_ANALYSIS_TEMPLATE, SEED_STAGES
 
 
 def seed_stage_text() -> str:
