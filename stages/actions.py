@@ -427,7 +427,7 @@ def new_verification(stage: Stage, actor: str, now) -> dict:
         "startTime": rfc3339(now),
         "finishTime": rfc3339(now),
     }
-    if stage.spec.get("verification"):
+    if stage.typed_spec.verification:
         return {
             **info,
             "phase": "Error",

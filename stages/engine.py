@@ -17,6 +17,7 @@ from django.utils import timezone
 from freight.models import Freight
 from kargo.expressions import ExpressionError, evaluate_template
 from kargo.redaction import redact_values
+from kargo.specs import ExpressionVariable, PromotionOnlyStep
 from kargo.times import rfc3339
 from projects.repos import RepoNotAllowed, check_repo_url, repo_urls_in
 
@@ -166,11 +167,11 @@ def build_env(
     }
 
 
-def evaluate_vars(var_list: list[dict], env: dict, into: dict) -> dict:
+def evaluate_vars(var_list: list[ExpressionVariable] | None, env: dict, into: dict) -> dict:
     """Vars are evaluated in order, each seeing the ones before it."""
     out = dict(into)
     for var in var_list or []:
-        out[var["name"]] = evaluate_template(var.get("value"), {**env, "vars": out})
+        out[var.name] = evaluate_template(var.value, {**env, "vars": out})
     return out
 
 
@@ -199,7 +200,7 @@ def execute(promotion: Promotion, work_dir: Path) -> tuple[str, str]:
     if work_dir.exists():
         shutil.rmtree(work_dir)
     work_dir.mkdir(parents=True)
-    steps = promotion.spec.get("steps", [])
+    steps = promotion.typed_spec.steps
     metadata: list[dict] = list(promotion.status.get("stepExecutionMetadata", []))
     state: dict = dict(promotion.status.get("state", {}))
     step_states: dict[str, str] = {}
@@ -211,10 +212,10 @@ def execute(promotion: Promotion, work_dir: Path) -> tuple[str, str]:
         or ""
     )
     env = build_env(promotion, freight_alias, step_states, tolerated)
-    stage_vars = promotion.stage.spec.get("vars", [])
+    stage_vars = promotion.stage.typed_spec.vars
     try:
         template_vars = evaluate_vars(
-            promotion.spec.get("vars", []), env, evaluate_vars(stage_vars, env, {})
+            promotion.typed_spec.vars, env, evaluate_vars(stage_vars, env, {})
         )
     except ExpressionError as exc:
         return PromotionPhase.ERRORED, f"error evaluating promotion vars: {exc}"
@@ -222,7 +223,7 @@ def execute(promotion: Promotion, work_dir: Path) -> tuple[str, str]:
     outcome = PromotionPhase.SUCCEEDED
     message = ""
     for index, step in enumerate(steps):
-        alias = step.get("as") or f"step-{index + 1}"
+        alias = step.as_ or f"step-{index + 1}"
         promotion.refresh_from_db(fields=["annotations", "phase"])
         if promotion.phase != PromotionPhase.RUNNING:
             raise actions.LostOwnership(promotion.name)
@@ -231,7 +232,7 @@ def execute(promotion: Promotion, work_dir: Path) -> tuple[str, str]:
             return PromotionPhase.ABORTED, f"Promotion terminated by {actor}"
         started = timezone.now()
         entry = {"alias": alias, "startedAt": rfc3339(started), "status": "Running"}
-        if step.get("continueOnError"):
+        if step.continueOnError:
             entry["continueOnError"] = True
         metadata.append(entry)
         promotion.status = {
@@ -243,7 +244,7 @@ def execute(promotion: Promotion, work_dir: Path) -> tuple[str, str]:
         actions.do_step_progress(promotion)
 
         # Kargo's retry.errorThreshold: how many consecutive errors end the step (default 1).
-        threshold = max(1, int((step.get("retry") or {}).get("errorThreshold") or 1))
+        threshold = max(1, (step.retry and step.retry.errorThreshold) or 1)
         errors = 0
         while True:
             status, step_message, outputs, config_shown = run_step(
@@ -266,28 +267,35 @@ def execute(promotion: Promotion, work_dir: Path) -> tuple[str, str]:
         if outputs:
             state[alias] = outputs
         step_states[alias] = status
-        if step.get("continueOnError") and status in FAILED_STEP_STATES:
+        if step.continueOnError and status in FAILED_STEP_STATES:
             tolerated.add(alias)
         promotion.status = {**promotion.status, "stepExecutionMetadata": metadata, "state": state}
         actions.do_step_progress(promotion)
-        if status in FAILED_STEP_STATES and not step.get("continueOnError"):
+        if status in FAILED_STEP_STATES and not step.continueOnError:
             if outcome == PromotionPhase.SUCCEEDED or status == "Errored":
                 outcome = PromotionPhase.ERRORED if status == "Errored" else PromotionPhase.FAILED
-                message = f"step {alias} ({step.get('uses')}) {status.lower()}: {step_message}"
+                message = f"step {alias} ({step.uses}) {status.lower()}: {step_message}"
     if outcome == PromotionPhase.SUCCEEDED:
         message = f"All {len(steps)} steps succeeded"
     return outcome, message
 
 
-def run_step(promotion, step, alias, env, template_vars, state, work_dir, collection):
+def run_step(
+    promotion: Promotion,
+    step: PromotionOnlyStep,
+    alias: str,
+    env: dict,
+    template_vars: dict,
+    state: dict,
+    work_dir: Path,
+    collection: dict,
+):
     """Run one step. Returns (status, message, outputs, evaluated config for display)."""
     step_env = {**env, "outputs": state}
     try:
-        step_vars = evaluate_vars(
-            step.get("vars", []), {**step_env, "vars": template_vars}, template_vars
-        )
+        step_vars = evaluate_vars(step.vars, {**step_env, "vars": template_vars}, template_vars)
         step_env["vars"] = step_vars
-        condition = step.get("if", "")
+        condition = step.if_
         if condition:
             if not isinstance(evaluate_template(condition, step_env), bool):
                 return "Errored", f"`if` of step {alias} must evaluate to true or false", None, None
@@ -296,7 +304,7 @@ def run_step(promotion, step, alias, env, template_vars, state, work_dir, collec
             should_run = env["success"]()
         if not should_run:
             return "Skipped", "", None, None
-        config = evaluate_template(step.get("config", {}), step_env)
+        config = evaluate_template(step.config or {}, step_env)
     except ExpressionError as exc:
         return "Errored", str(exc), None, None
     try:
@@ -305,7 +313,7 @@ def run_step(promotion, step, alias, env, template_vars, state, work_dir, collec
     except RepoNotAllowed as exc:
         return "Errored", str(exc), None, config
     try:
-        impl = get_step(step.get("uses", ""))
+        impl = get_step(step.uses)
         valid = impl.validate(config or {})
         ctx = StepContext(
             work_dir=work_dir,

@@ -14,20 +14,9 @@ from projects.models import Project
 from .models import Promotion, PromotionPhase, Stage
 
 
-def request_for(stage: Stage, origin_name: str) -> dict | None:
-    return next(
-        (
-            r
-            for r in stage.spec.get("requestedFreight", [])
-            if r.get("origin", {}).get("name") == origin_name
-        ),
-        None,
-    )
-
-
 def availability(stage: Stage, freight: Freight, now=None) -> tuple[bool, str]:
     """Kargo's Stage.IsFreightAvailable, with the reason a person needs when it says no."""
-    request = request_for(stage, freight.origin_name)
+    request = stage.typed_spec.request_for(freight.origin_name)
     if request is None:
         return (
             False,
@@ -35,17 +24,17 @@ def availability(stage: Stage, freight: Freight, now=None) -> tuple[bool, str]:
         )
     if stage.name in freight.status.get("approvedFor", {}):
         return True, "approved"
-    sources = request.get("sources", {})
-    if sources.get("direct"):
+    sources = request.sources
+    if sources.direct:
         return True, "direct from the Warehouse"
-    upstreams = sources.get("stages") or []
+    upstreams = sources.stages or []
     if not upstreams:
         return False, f"Stage {stage.name} lists no source for Warehouse {freight.origin_name}"
-    soak = duration_seconds(sources.get("requiredSoakTime"))
+    soak = duration_seconds(sources.requiredSoakTime)
     now = now or timezone.now()
     verified = freight.status.get("verifiedIn", {})
     ok = [u for u in upstreams if u in verified and soaked_for(freight, u, now) >= soak]
-    if sources.get("availabilityStrategy") == "All":
+    if sources.availabilityStrategy == "All":
         if len(ok) == len(upstreams):
             return True, "verified in every upstream Stage"
         missing = ", ".join(u for u in upstreams if u not in ok)
@@ -188,7 +177,7 @@ def recent_promotions(stage: Stage, limit: int = 20) -> list[Promotion]:
 
 def promotable_freight(stage: Stage, limit: int = 30) -> list[tuple[Freight, bool, str]]:
     """The newest Freight of the Stage's origins with whether each may be promoted now and why."""
-    origins = [r["origin"]["name"] for r in stage.spec.get("requestedFreight", [])]
+    origins = [r.origin.name for r in stage.typed_spec.requestedFreight]
     now = timezone.now()
     return [
         (f, *availability(stage, f, now))
