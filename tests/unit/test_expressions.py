@@ -304,6 +304,34 @@ def test_string_operator_errors():
     assert "invalid regular expression" in error_of("s matches '('")
 
 
+def test_matches_uses_re2_so_catastrophic_backtracking_cannot_hang():
+    # Python's re takes exponential time on this; RE2 answers in linear time.
+    assert evaluate("text matches '^(a+)+$'", {"text": "a" * 28 + "!"}) is False
+    assert evaluate("text matches '^(a+)+$'", {"text": "a" * 28}) is True
+
+
+def test_a_pattern_re2_cannot_run_is_an_expression_error_naming_it():
+    message = error_of("'aa' matches '(a)\\\\1'")
+    assert "invalid regular expression" in message
+    assert "'(a)\\\\1'" in message
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("'v1.2.3' matches '^v[0-9]+(\\\\.[0-9]+){2}$'", True),
+        ("'v1.2' matches '^v[0-9]+(\\\\.[0-9]+){2}$'", False),
+        ("'release-2024' matches '(?i)^RELEASE-'", True),
+        ("'main' matches '^(main|master)$'", True),
+        ("'feature/x' not matches '^(main|master)$'", True),
+        ("'héllo' matches '^h.llo$'", True),
+        ("'' matches '^$'", True),
+    ],
+)
+def test_ordinary_patterns_still_match(source, expected):
+    assert ev(source) is expected
+
+
 def test_word_operators_are_whole_words():
     env = {"notes": 1, "index": 2, "order": 3, "x": "abc"}
     assert evaluate("notes + index + order", env) == 6
@@ -714,11 +742,14 @@ def test_a_bare_closure_is_not_an_expression():
 # --- safety: no Python eval ---------------------------------------------------------------------
 
 
-def test_module_never_calls_python_eval_or_exec():
-    source = Path(expressions.__file__).read_text()
-    assert not re.search(r"(?<![\w.])(eval|exec|compile)\s*\(", source)
-    assert "literal_eval" not in source
-    assert "__import__" not in source
+def test_package_never_calls_python_eval_or_exec():
+    modules = sorted(Path(expressions.__file__).parent.glob("*.py"))
+    assert len(modules) > 1  # the whole package, not just its __init__
+    for module in modules:
+        source = module.read_text()
+        assert not re.search(r"(?<![\w.])(eval|exec|compile)\s*\(", source), module.name
+        assert "literal_eval" not in source, module.name
+        assert "__import__" not in source, module.name
 
 
 @pytest.mark.parametrize(
