@@ -4,9 +4,16 @@ Parsing is durationpy's port of Go's time.ParseDuration; formatting is Go's Dura
 so a Warehouse's default interval exports as Kargo shows it: "5m0s".
 """
 
+import re
 from datetime import timedelta
 
 import durationpy
+
+# Go's grammar for time.ParseDuration. durationpy alone is laxer (it takes days, weeks and years,
+# and skips text between parts: "1h-5m"), so input is held to Go's grammar first.
+_GO_DURATION = re.compile(r"[-+]?(0|((\d+(\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h))+)")
+# time.Duration is an int64 of nanoseconds: about 292 years.
+_MAX = timedelta(microseconds=(2**63 - 1) // 1000)
 
 
 class DurationError(ValueError):
@@ -17,10 +24,16 @@ def parse_duration(text: str) -> timedelta:
     """time.ParseDuration: "5m0s", "1h30m", "-1.5s", "300ms", "0"."""
     if not isinstance(text, str):
         raise DurationError(f"a duration must be a string, not {type(text).__name__}")
+    invalid = DurationError(f"invalid duration {text!r} (examples: 90s, 1h30m, 250ms)")
+    if not _GO_DURATION.fullmatch(text):
+        raise invalid
     try:
-        return durationpy.from_str(text)
+        value = durationpy.from_str(text)
     except (durationpy.DurationError, ValueError, OverflowError):
-        raise DurationError(f"invalid duration {text!r} (examples: 90s, 1h30m, 250ms)") from None
+        raise invalid from None
+    if abs(value) > _MAX:
+        raise DurationError(f"duration {text!r} is out of range (at most about 292 years)")
+    return value
 
 
 def _trim_decimal(amount: int, unit: int) -> str:
