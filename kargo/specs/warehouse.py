@@ -1,0 +1,239 @@
+"""Warehouse: artifact subscriptions, and the status of their discovery."""
+
+from typing import Annotated, Literal
+
+from pydantic import ConfigDict, Field, model_validator
+
+from kargo.specs.base import (
+    Condition,
+    DateTime,
+    Duration,
+    JSONObject,
+    KargoModel,
+    LabelName,
+    NonEmptyStr,
+    ObjectMeta,
+    StatusArtifactReference,
+    StatusModel,
+    StringMap,
+    pattern,
+    rule_violation,
+)
+
+# Patterns and defaults of Kargo's subscription JSON schemas (pkg/subscription/schemas/*.json).
+GIT_REPO_URL = (
+    r"(?:^(ssh|https?)://(?:([\w-]+)(:(.+))?@)?([\w-]+(?:\.[\w-]+)*)(?::(\d{1,5}))?(/.*)$)"
+    r"|(?:^([\w-]+)@([\w+]+(?:\.[\w-]+)*):(/?.*))$"
+    # Our extension to Kargo's pattern: local repositories (file:///abs/path), which a
+    # single-machine setup and the demo use. Kargo's CRD refuses these.
+    r"|(?:^file:///[^\s]+$)"
+)
+IMAGE_REPO_URL = r"^(\w+([\.-]\w+)*(:[\d]+)?/)?(\w+([\.-]\w+)*)(/\w+([\.-]\w+)*)*$"
+CHART_REPO_URL = r"^(((https?)|(oci))://)(([\w\d\.\-]+)(:([\d]+)?)?(/.*)*)$"
+
+DiscoveryLimit = Annotated[int, Field(ge=1, le=100)]
+
+
+class GitSubscription(KargoModel):
+    repoURL: Annotated[
+        str,
+        Field(min_length=1),
+        pattern(GIT_REPO_URL, "must be an https://, ssh://, user@host:path or file:/// Git URL"),
+    ]
+    commitSelectionStrategy: Literal["NewestFromBranch", "SemVer", "Lexical", "NewestTag"] = (
+        "NewestFromBranch"
+    )
+    branch: (
+        Annotated[
+            str,
+            Field(min_length=1, max_length=255),
+            pattern(r"^[a-zA-Z0-9]([a-zA-Z0-9._\/-]*[a-zA-Z0-9_-])?$", "must be a branch name"),
+        ]
+        | None
+    ) = None
+    strictSemvers: bool = True
+    semverConstraint: str | None = None
+    allowTags: str | None = None
+    allowTagsRegexes: list[str] | None = None
+    ignoreTags: list[str] | None = None
+    ignoreTagsRegexes: list[str] | None = None
+    expressionFilter: str | None = None
+    insecureSkipTLSVerify: bool | None = None
+    blobless: bool | None = None
+    includePaths: list[str] | None = None
+    excludePaths: list[str] | None = None
+    discoveryLimit: DiscoveryLimit = 20
+    since: DateTime | None = None
+
+
+class ImageSubscription(KargoModel):
+    repoURL: Annotated[
+        str,
+        Field(min_length=1),
+        pattern(IMAGE_REPO_URL, "must be an image repository without a tag"),
+    ]
+    imageSelectionStrategy: Literal["Digest", "Lexical", "NewestBuild", "SemVer"] = "SemVer"
+    strictSemvers: bool = True
+    constraint: str | None = None
+    allowTags: str | None = None
+    allowTagsRegexes: list[str] | None = None
+    ignoreTags: list[str] | None = None
+    ignoreTagsRegexes: list[str] | None = None
+    platform: Annotated[str, pattern(r"^\w+/\w+$", "must be <os>/<arch>")] | None = None
+    insecureSkipTLSVerify: bool | None = None
+    discoveryLimit: DiscoveryLimit = 20
+    cacheByTag: bool = False
+
+
+class ChartSubscription(KargoModel):
+    repoURL: Annotated[
+        str,
+        Field(min_length=1),
+        pattern(CHART_REPO_URL, "must be an http(s):// or oci:// URL"),
+    ]
+    name: str | None = None
+    semverConstraint: str | None = None
+    discoveryLimit: DiscoveryLimit = 20
+    insecureSkipTLSVerify: bool | None = None
+
+
+class GenericSubscription(KargoModel):
+    """A subscription handled by a pluggable subscriber; its key is the subscription type."""
+
+    # Set from the item's key by Kargo; tolerated when written out explicitly.
+    subscriptionType: NonEmptyStr | None = None
+    name: NonEmptyStr | None = None
+    # Kargo documents this as an object ("It may not be a list or a scalar value.").
+    config: JSONObject | None = None
+    discoveryLimit: DiscoveryLimit = 20
+
+
+class RepoSubscription(KargoModel):
+    """One subscriptions[] item: an optional `name` plus exactly one type key.
+
+    `git`, `image` and `chart` are the built-in types; any other key is a generic subscription of
+    that type (Kargo's WarehouseSpec.UnmarshalJSON).
+    """
+
+    model_config = ConfigDict(extra="allow")
+    __pydantic_extra__: dict[str, GenericSubscription] = Field(init=False)
+
+    name: LabelName | None = None
+    git: GitSubscription | None = None
+    image: ImageSubscription | None = None
+    chart: ChartSubscription | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one_type(self) -> "RepoSubscription":
+        types = [key for key in ("git", "image", "chart") if key in self.model_fields_set]
+        types += list(self.model_extra or {})
+        if len(types) != 1:
+            raise rule_violation(
+                "must have exactly one subscription type (git, image, chart or other)"
+            )
+        return self
+
+
+class FreightCreationCriteria(KargoModel):
+    expression: str | None = None
+
+
+class WarehouseSpec(KargoModel):
+    shard: str | None = None
+    interval: Duration = "5m0s"
+    freightCreationPolicy: Literal["Automatic", "Manual"] = "Automatic"
+    freightCreationCriteria: FreightCreationCriteria | None = None
+    subscriptions: Annotated[list[RepoSubscription], Field(min_length=1)]
+
+
+class DiscoveredCommit(StatusModel):
+    author: str | None = None
+    branch: str | None = None
+    committer: str | None = None
+    creatorDate: DateTime | None = None
+    id: NonEmptyStr | None = None
+    subject: str | None = None
+    tag: str | None = None
+
+
+class DiscoveredRef(StatusModel):
+    id: NonEmptyStr
+    name: NonEmptyStr
+
+
+class ObservedRefs(StatusModel):
+    branchHead: str | None = None
+    tags: list[DiscoveredRef] | None = None
+
+
+class GitDiscoveryResult(StatusModel):
+    # The Warehouse CRD's status pattern has no trailing `$` on its scp-style alternative.
+    repoURL: Annotated[
+        str,
+        Field(min_length=1),
+        pattern(
+            r"(?:^(ssh|https?)://(?:([\w-]+)(:(.+))?@)?([\w-]+(?:\.[\w-]+)*)(?::(\d{1,5}))?(/.*)$)"
+            r"|(?:^([\w-]+)@([\w+]+(?:\.[\w-]+)*):(/?.*))",
+            "must be an https://, ssh:// or user@host:path Git URL",
+        ),
+    ]
+    subscriptionName: str | None = None
+    commits: list[DiscoveredCommit] | None = None
+    observedRefs: ObservedRefs | None = None
+
+
+class DiscoveredImageReference(StatusModel):
+    annotations: StringMap | None = None
+    createdAt: DateTime | None = None
+    digest: Annotated[
+        str, Field(min_length=1), pattern(r"^[a-z0-9]+:[a-f0-9]+$", "must be a digest")
+    ]
+    tag: Annotated[
+        str,
+        Field(min_length=1, max_length=128),
+        pattern(r"^[\w.\-\_]+$", "must be an image tag"),
+    ]
+
+
+class ImageDiscoveryResult(StatusModel):
+    repoURL: NonEmptyStr
+    platform: str | None = None
+    subscriptionName: str | None = None
+    references: list[DiscoveredImageReference] | None = None
+
+
+class ChartDiscoveryResult(StatusModel):
+    repoURL: NonEmptyStr
+    name: str | None = None
+    semverConstraint: str | None = None
+    subscriptionName: str | None = None
+    versions: list[str] | None = None
+
+
+class DiscoveryResult(StatusModel):
+    name: NonEmptyStr
+    artifactReferences: list[StatusArtifactReference] | None = None
+
+
+class DiscoveredArtifacts(StatusModel):
+    discoveredAt: DateTime | None = None
+    git: list[GitDiscoveryResult] | None = None
+    images: list[ImageDiscoveryResult] | None = None
+    charts: list[ChartDiscoveryResult] | None = None
+    results: list[DiscoveryResult] | None = None
+
+
+class WarehouseStatus(StatusModel):
+    conditions: list[Condition] | None = None
+    discoveredArtifacts: DiscoveredArtifacts | None = None
+    lastFreightID: str | None = None
+    lastHandledRefresh: str | None = None
+    observedGeneration: int | None = None
+
+
+class Warehouse(KargoModel):
+    apiVersion: Literal["kargo.akuity.io/v1alpha1"]
+    kind: Literal["Warehouse"]
+    metadata: ObjectMeta
+    spec: WarehouseSpec
+    status: WarehouseStatus | None = None
