@@ -12,7 +12,8 @@ install, field for field:
 - enums, patterns, lengths, minItems and required fields are the CRDs'; defaults are the CRDs'
   (and, for Warehouse subscriptions, those of Kargo's subscription JSON schemas);
 - the CEL rules the CRDs declare (``x-kubernetes-validations``) are model validators;
-- ``null`` values are dropped before validation, as the API server prunes them;
+- ``null`` values are dropped before validation, as the API server prunes them: a field set to
+  null is unset, and a null value in a map (``labels: {team: null}``) is no entry;
 - where the CRD keeps unknown fields (``x-kubernetes-preserve-unknown-fields``) or declares an
   object without properties, any object is accepted.
 
@@ -27,11 +28,12 @@ code that uses these objects.
 """
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainValidator,
@@ -101,6 +103,14 @@ def _date_time(value: Any) -> Any:
     )
 
 
+def _without_null_values(value: Any) -> Any:
+    # The API server prunes null map values as it prunes null fields, so `team: null` in a label
+    # map means no `team` label, not an error.
+    if isinstance(value, dict) and None in value.values():
+        return {key: item for key, item in value.items() if item is not None}
+    return value
+
+
 def _int_or_string(value: Any) -> Any:
     # bool is a subclass of int in Python but not an integer in JSON.
     if isinstance(value, bool) or not isinstance(value, int | str):
@@ -134,7 +144,11 @@ VarName = Annotated[
     Field(min_length=1),
     pattern(VAR_NAME, "must be an identifier (letters, digits, '_'; not starting with a digit)"),
 ]
-StringMap = dict[str, str]
+
+_MapValue = TypeVar("_MapValue")
+# A CRD map (`additionalProperties`): string keys, values of one type, null values dropped.
+Map = Annotated[dict[str, _MapValue], BeforeValidator(_without_null_values)]
+StringMap = Map[str]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -295,5 +309,5 @@ class VerificationInfo(StatusModel):
 
 class FreightCollection(StatusModel):
     id: str
-    items: dict[str, FreightReference] | None = None
+    items: Map[FreightReference] | None = None
     verificationHistory: list[VerificationInfo] | None = None

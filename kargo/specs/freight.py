@@ -12,6 +12,7 @@ from kargo.specs.base import (
     GitCommit,
     Image,
     KargoModel,
+    Map,
     ObjectMeta,
     StatusModel,
 )
@@ -31,9 +32,9 @@ class VerifiedStage(StatusModel):
 
 
 class FreightStatus(StatusModel):
-    approvedFor: dict[str, ApprovedStage] | None = None
-    currentlyIn: dict[str, CurrentStage] | None = None
-    verifiedIn: dict[str, VerifiedStage] | None = None
+    approvedFor: Map[ApprovedStage] | None = None
+    currentlyIn: Map[CurrentStage] | None = None
+    verifiedIn: Map[VerifiedStage] | None = None
     metadata: dict[str, Any] | None = None
 
 

@@ -14,6 +14,7 @@ from kargo.specs.base import (
     FreightReference,
     KargoModel,
     LabelSelector,
+    Map,
     ObjectMeta,
     StatusFreightOrigin,
     StatusModel,
@@ -158,8 +159,8 @@ class StageStatus(StatusModel):
     currentPromotionRequest: PromotionRequestReference | None = None
     lastPromotionRequest: PromotionRequestReference | None = None
     autoPromotionEnabled: bool | None = None
-    autoPromotionHolds: dict[str, AutoPromotionHold] | None = None
-    effectiveAutoPromotionHolds: dict[str, AutoPromotionHold] | None = None
+    autoPromotionHolds: Map[AutoPromotionHold] | None = None
+    effectiveAutoPromotionHolds: Map[AutoPromotionHold] | None = None
     promotionWindowStatus: PromotionWindowStatus | None = None
     metadata: dict[str, Any] | None = None
 

@@ -883,6 +883,18 @@ VALID = {
     "project": PROJECT,
     "project-with-status": PROJECT_WITH_STATUS,
     "project-with-labels": changed(PROJECT, "metadata.labels", {"kargo.akuity.io/project": "true"}),
+    # A null map value is pruned like a null field: no entry, not a type error.
+    "project-label-null-value": changed(PROJECT, "metadata.labels", {"team": None, "tier": "web"}),
+    "project-annotations-all-null": changed(PROJECT, "metadata.annotations", {"note": None}),
+    "projectconfig-match-labels-null-value": changed(
+        PROJECT_CONFIG,
+        "spec.promotionPolicies.0.stageSelector",
+        {"name": "glob:test*", "matchLabels": {"tier": None, "env": "test"}},
+    ),
+    "stage-analysis-run-labels-null-value": changed(
+        STAGE_VERIFICATION, "spec.verification.analysisRunMetadata.labels", {"foo": None}
+    ),
+    "freight-status-map-null-entry": changed(FREIGHT, "status.approvedFor", {"prod": None}),
     "project-exported-metadata": changed(
         PROJECT,
         "metadata",
@@ -1183,6 +1195,9 @@ INVALID = {
     "stage-metadata-unknown-field": changed(STAGE_TEST, "metadata.color", "red"),
     "stage-namespace-invalid": changed(STAGE_TEST, "metadata.namespace", "kargo_demo"),
     "stage-label-not-string": changed(STAGE_TEST, "metadata.labels", {"tier": 1}),
+    "stage-label-not-string-beside-null": changed(
+        STAGE_TEST, "metadata.labels", {"tier": 1, "team": None}
+    ),
     # Unknown fields at each level.
     "stage-unknown-top-level": changed(STAGE_TEST, "specs", {}),
     "stage-unknown-in-spec": changed(STAGE_TEST, "spec.requestedFreights", []),

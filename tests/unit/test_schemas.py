@@ -15,6 +15,7 @@ from kargo.specs import (
     CLUSTER_SCOPED,
     KINDS,
     FieldError,
+    dump,
     parse_document,
     validate_document,
 )
@@ -1026,6 +1027,68 @@ def test_nulls_are_unset():
     # A required field that is null is missing.
     assert errors_of(changed(STAGE, "spec.requestedFreight.0.sources", None)) == [
         ("spec.requestedFreight[0].sources", "field required")
+    ]
+
+
+def test_null_map_values_are_dropped():
+    # As the API server prunes them: `team: null` is no label, and a map left empty is fine.
+    doc = load(
+        """
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Project
+metadata:
+  name: kargo-demo
+  labels:
+    team: null
+    tier: web
+  annotations:
+    reviewed-by: ~
+"""
+    )
+    assert errors_of(doc) == []
+    assert dump(parse_document(doc))["metadata"] == {
+        "name": "kargo-demo",
+        "labels": {"tier": "web"},
+        "annotations": {},
+    }
+
+
+def value_at(doc: dict, path: str):
+    for part in path.split("."):
+        doc = doc[int(part) if part.isdigit() else part]
+    return doc
+
+
+@pytest.mark.parametrize(
+    ("doc", "path"),
+    [
+        (PROJECT_CONFIG, "spec.promotionPolicies.0.stageSelector.matchLabels"),
+        (
+            changed(STAGE, "spec.verification", {"analysisRunMetadata": {}}),
+            "spec.verification.analysisRunMetadata.labels",
+        ),
+        (FREIGHT, "images.0.annotations"),
+        (ANALYSIS_TEMPLATE, "metadata.annotations"),
+    ],
+)
+def test_null_values_are_dropped_from_every_string_map(doc, path):
+    doc = changed(doc, path, {"kept": "x", "dropped": None})
+    assert errors_of(doc) == []
+    assert value_at(dump(parse_document(doc)), path) == {"kept": "x"}
+
+
+def test_null_values_are_dropped_from_status_maps():
+    doc = changed(FREIGHT, "status", {"approvedFor": {"test": None, "uat": {}}})
+    assert errors_of(doc) == []
+    assert dump(parse_document(doc))["status"] == {"approvedFor": {"uat": {}}}
+
+
+def test_non_null_map_values_are_still_checked():
+    assert errors_of(changed(PROJECT, "metadata.labels", {"team": 5, "tier": None})) == [
+        ("metadata.labels.team", "must be a string")
+    ]
+    assert errors_of(changed(PROJECT, "metadata.labels", ["team"])) == [
+        ("metadata.labels", "must be an object")
     ]
 
 
