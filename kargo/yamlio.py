@@ -53,6 +53,10 @@ def load_all(text: str) -> list[Any]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)
+        if isinstance(exc, yaml.constructor.ConstructorError) and "for the tag '!" in problem:
+            # Kubernetes' YAML library drops unknown tags silently, so `filter: !(a == b)` would
+            # reach the server as "== b)". Refuse it, and say how to write what was meant.
+            problem += " (a plain value starting with '!' is read as a YAML tag: quote the value)"
         if mark is None:
             raise YAMLSyntaxError(problem) from None
         raise YAMLSyntaxError(problem, mark.line + 1, mark.column + 1) from None

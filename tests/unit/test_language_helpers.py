@@ -44,6 +44,14 @@ def test_yaml_syntax_errors_name_line_and_column():
     assert "invalid YAML" in str(caught.value)
 
 
+def test_a_value_starting_with_an_exclamation_mark_says_to_quote_it():
+    with pytest.raises(YAMLSyntaxError, match="quote the value"):
+        load("expressionFilter: !(author contains 'bot')\n")
+    assert load("expressionFilter: \"!(author contains 'bot')\"\n") == {
+        "expressionFilter": "!(author contains 'bot')"
+    }
+
+
 def test_runner_returns_output_and_exit_code():
     done = runner.run(["sh", "-c", "echo out; echo err >&2; exit 3"])
     assert (done.returncode, done.stdout, done.stderr) == (3, "out\n", "err\n")
