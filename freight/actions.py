@@ -9,7 +9,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from kargo.conditions import condition, set_condition
-from kargo.durations import parse_duration
+from kargo.durations import duration_seconds
 from kargo.expressions import ExpressionError, evaluate
 from kargo.freight_ids import freight_id, generate_alias
 from kargo.times import rfc3339
@@ -157,10 +157,7 @@ def discovery_due(warehouse: Warehouse, now) -> bool:
         return True
     if warehouse.status.get("observedGeneration") != warehouse.generation:
         return True
-    interval = max(
-        parse_duration(warehouse.spec.get("interval", "5m0s")).total_seconds(),
-        settings.MIN_DISCOVERY_INTERVAL,
-    )
+    interval = max(duration_seconds(warehouse.typed_spec.interval), settings.MIN_DISCOVERY_INTERVAL)
     return (now - warehouse.last_discovery_at).total_seconds() >= interval
 
 
@@ -180,13 +177,13 @@ def do_discover(warehouse_id: int) -> Freight | None:
     latest_commits = []
     error = ""
     try:
-        for sub in warehouse.spec.get("subscriptions", []):
-            if "git" not in sub:
-                kind = next((k for k in sub if k != "name"), "unknown")
+        for sub in warehouse.typed_spec.subscriptions:
+            git = sub.git
+            if git is None:
+                kind = next(iter(sub.model_fields_set - {"name"}))
                 raise DiscoveryError(f"{kind} subscriptions are not supported yet by this server")
-            git = sub["git"]
-            check_repo_url(git["repoURL"])
-            expression = git.get("expressionFilter", "")
+            check_repo_url(git.repoURL)
+            expression = git.expressionFilter
             found = discover_git(
                 git,
                 settings.DATA_DIR / "git-cache",
@@ -194,25 +191,22 @@ def do_discover(warehouse_id: int) -> Freight | None:
                 if expression
                 else None,
             )
+            named = {"subscriptionName": sub.name} if sub.name else {}
             discovered_git.append(
-                {
-                    "repoURL": git["repoURL"],
-                    **({"subscriptionName": sub["name"]} if sub.get("name") else {}),
-                    "commits": [c.as_dict() for c in found],
-                }
+                {"repoURL": git.repoURL, **named, "commits": [c.as_dict() for c in found]}
             )
             if not found:
-                raise DiscoveryError(f"no commits of {git['repoURL']} match the subscription")
+                raise DiscoveryError(f"no commits of {git.repoURL} match the subscription")
             best = found[0]
             commit = {
-                "repoURL": git["repoURL"],
+                "repoURL": git.repoURL,
                 "id": best.id,
                 **({"branch": best.branch} if best.branch else {}),
                 **({"tag": best.tag} if best.tag else {}),
                 **({"message": best.subject} if best.subject else {}),
                 **({"author": best.author} if best.author else {}),
                 **({"committer": best.committer} if best.committer else {}),
-                **({"subscriptionName": sub["name"]} if sub.get("name") else {}),
+                **named,
             }
             latest_commits.append(commit)
     except (DiscoveryError, ExpressionError, RepoNotAllowed) as exc:
@@ -240,7 +234,7 @@ def do_discover(warehouse_id: int) -> Freight | None:
                     conditions,
                     condition("Healthy", True, "ArtifactsDiscovered", "Artifacts discovered", now),
                 )
-                if warehouse.spec.get("freightCreationPolicy", "Automatic") == "Automatic":
+                if warehouse.typed_spec.freightCreationPolicy == "Automatic":
                     freight, created = do_create_freight(
                         warehouse.project,
                         warehouse.name,

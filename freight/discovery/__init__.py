@@ -1,5 +1,7 @@
-"""Artifact discovery for Warehouses: one module per subscription kind."""
+"""Artifact discovery for Warehouses, by subscription kind (`git`) and selection strategy."""
 
-from .git import DiscoveredCommit, DiscoveryError, discover_git
+from .base import DiscoveryError
+from .git import discover_git
+from .strategies import DiscoveredCommit
 
 __all__ = ["DiscoveredCommit", "DiscoveryError", "discover_git"]
