@@ -5,6 +5,7 @@ from functools import lru_cache
 
 from django.db.models import Q
 from django.template.loader import render_to_string
+from django.utils import timezone
 
 from freight.models import Freight
 from projects.access import can_promote
@@ -28,7 +29,10 @@ STAGE_COLORS = [
 
 
 def page_context(project: Project, role: str, before: str = "") -> dict:
-    data = queries.pipeline(project, before=before)
+    return pipeline_context(project, role, queries.pipeline(project, before=before))
+
+
+def pipeline_context(project: Project, role: str, data: queries.PipelineData) -> dict:
     graph = layout(data.warehouses, data.stages)
     ordered = pipeline_order([v.stage for v in data.stages])
     colors = {stage.name: STAGE_COLORS[i % len(STAGE_COLORS)] for i, stage in enumerate(ordered)}
@@ -67,13 +71,19 @@ def stage_context(project: Project, stage: Stage, role: str) -> dict:
     }
 
 
-def freight_context(project: Project, freight: Freight, role: str) -> dict:
-    stages = [
-        (s, *queries.availability(s, freight))
-        for s in pipeline_order(list(Stage.objects.filter(project=project)))
-        if queries.request_for(s, freight.origin_name) is not None
+def freight_context(
+    project: Project, freight: Freight, role: str, stages: list[Stage] | None = None
+) -> dict:
+    """`stages`: the project's Stages when the caller has them already (one query less)."""
+    if stages is None:
+        stages = list(Stage.objects.filter(project=project))
+    now = timezone.now()
+    rows = [
+        (s, *queries.availability(s, freight, now))
+        for s in pipeline_order(stages)
+        if s.typed_spec.request_for(freight.origin_name) is not None
     ]
-    return {"freight": freight, "freight_stages": stages, "can_promote": can_promote(role)}
+    return {"freight": freight, "freight_stages": rows, "can_promote": can_promote(role)}
 
 
 def promotion_context(promotion: Promotion, role: str) -> dict:
@@ -136,13 +146,21 @@ def render_change(project_id: int, role: str, kind: str, obj_id: int, seq: str) 
 
     What a page shows depends only on the project and the viewer's role, so every open page of
     the same role gets the same HTML: rendered once per change (`seq`) and role, however many
-    pages are open in this process."""
+    pages are open in this process. Besides the page's regions it carries the drawers the change
+    may alter; a page keeps only the one it has open (the `shown-only` extension, project.html).
+
+    Queries do not grow with the project's Freight: the page's regions take 7 or 8, a Stage's
+    and a Promotion's drawers a few each; Freight drawers reuse the pipeline's Stages and Freight
+    (no query of their own), and kind "freight" loads its Freight only when the pipeline has not
+    (one query: it is neither on the newest timeline page nor held by a Stage)."""
     project = Project.objects.get(id=project_id)
-    ctx = page_context(project, role)
+    data = queries.pipeline(project)
+    ctx = pipeline_context(project, role, data)
     parts = [
         render_to_string(f"{PAGE}#{name}", ctx) for name in ("pipeline", "timeline", "activity")
     ]
     stage = None
+    freight: list[Freight] = []  # whose drawers this change may have altered
     if kind == "promotion":
         promotion = (
             Promotion.objects.select_related("stage").filter(project=project, id=obj_id).first()
@@ -156,8 +174,30 @@ def render_change(project_id: int, role: str, kind: str, obj_id: int, seq: str) 
             stage = promotion.stage
     elif kind == "stage":
         stage = Stage.objects.filter(project=project, id=obj_id).first()
+    elif kind == "freight":
+        changed = freight_in_pipeline(data, obj_id) or (
+            Freight.objects.filter(project=project, id=obj_id).first()
+        )
+        freight = [changed] if changed else []
     if stage is not None:
         parts.append(
             render_to_string(f"{PAGE}#stage-drawer", {**ctx, **stage_context(project, stage, role)})
         )
+        # What the Stage holds is currently in it, and verified in it once the Stage is
+        # verified: that shows in those Freight's drawers, with availability downstream. (Freight
+        # that changes also broadcasts kind "freight" itself; this keeps the Stage's and the
+        # Freight's drawers of one change consistent.)
+        freight = next((v.current for v in data.stages if v.stage.id == stage.id), [])
+    stages = [v.stage for v in data.stages]
+    for f in freight:
+        parts.append(
+            render_to_string(
+                f"{PAGE}#freight-drawer", {**ctx, **freight_context(project, f, role, stages)}
+            )
+        )
     return "\n".join(parts)
+
+
+def freight_in_pipeline(data: queries.PipelineData, freight_id: int) -> Freight | None:
+    """The Freight if the pipeline has loaded it already (the newest page, or held by a Stage)."""
+    return next((f for f in data.freight_by_name.values() if f.id == freight_id), None)

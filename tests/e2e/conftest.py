@@ -6,11 +6,11 @@ They drive the browser and look at the git repositories the promotions push to.
 
 import contextlib
 import os
+import re
 import secrets
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -42,6 +42,7 @@ from .servers import (
 )
 
 RESULTS = ROOT / "test-results"
+TEMPLATE_SYNTAX = re.compile(r"\{[#%]|[#%]\}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -111,6 +112,8 @@ class Ui:
         page.goto(f"{base_url}/project/{name}/")
         expect(page.get_by_role("heading", name="Pipeline")).to_be_visible()
         page.wait_for_function("window.htmx !== undefined")
+        # Template syntax that leaked into the page (a `{# #}` comment spanning lines shows).
+        expect(page.locator("body")).not_to_contain_text(TEMPLATE_SYNTAX)
 
     def wait_live(self, page: Page) -> None:
         """Wait until the page's websocket (htmx ws extension) is connected."""
@@ -130,41 +133,33 @@ class Ui:
         return freight_card(page, label)
 
     def wait_for_freight(self, page: Page, label: str, timeout: float = 30.0):
-        """The timeline card for `label`, reloading while the Warehouse has not discovered it."""
+        """The timeline card for `label`, on the page already or pushed live: a Freight the
+        Warehouse creates re-renders the timeline on every open page. Never reloads."""
         card = self.freight_card(page, label)
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                expect(card).to_be_visible(timeout=4_000)
-                return card
-            except AssertionError:
-                if time.monotonic() > deadline:
-                    raise AssertionError(
-                        f"no Freight card {label!r} on {page.url} after {timeout:.0f}s; "
-                        f"timeline: {page.locator('#timeline').inner_text()!r}"
-                    ) from None
-                page.reload()
+        expect(card, f"no Freight card {label!r} appeared on {page.url}").to_be_visible(
+            timeout=timeout * 1000
+        )
+        return card
 
     def open_freight_drawer(self, page: Page, label: str, wait_for=None, timeout: float = 30.0):
-        """Click the Freight card and wait for its drawer; with `wait_for` (a locator inside the
-        drawer), click again until it shows: availability downstream follows verification, which
-        the drawer (not pushed live) shows only when opened again."""
-        deadline = time.monotonic() + timeout
-        while True:
-            self.freight_card(page, label).locator(".freight-link").click()
-            drawer = page.locator("#drawer .drawer-body[id^=freight-drawer-]")
-            expect(drawer).to_be_visible(timeout=10_000)
-            if wait_for is None:
-                return drawer
-            try:
-                expect(wait_for).to_be_visible(timeout=3_000)
-                return drawer
-            except AssertionError:
-                if time.monotonic() > deadline:
-                    raise AssertionError(
-                        f"{wait_for} never appeared in the freight drawer: "
-                        f"{page.locator('#drawer').inner_text()!r}"
-                    ) from None
+        """Click the Freight card once and wait for its drawer; with `wait_for` (a locator inside
+        the drawer), also wait for that to show: the open drawer follows changes live."""
+        self.freight_card(page, label).locator(".freight-link").click()
+        drawer = page.locator("#drawer .drawer-body[id^=freight-drawer-]")
+        expect(drawer).to_be_visible(timeout=10_000)
+        expect(drawer.locator("table").first).to_contain_text(label)
+        if wait_for is not None:
+            expect(wait_for, f"{wait_for} never appeared in the freight drawer").to_be_visible(
+                timeout=timeout * 1000
+            )
+        return drawer
+
+    def assert_live_and_clean(self, page: Page) -> None:
+        """One websocket the whole time (a reconnect would hide a consumer that crashed), and no
+        pushed fragment the page had no element for (htmx logs those as errors)."""
+        stats = self.live_stats(page)
+        assert stats["wsOpen"] == 1 and stats["wsClose"] == 0, stats
+        assert stats["oobMissing"] == [], stats
 
     def csrf_token(self, page: Page) -> str:
         for cookie in page.context.cookies():

@@ -58,12 +58,17 @@ CHROMIUM_ARGS = [
 
 # Installed in every page before its scripts run: records the htmx websocket's life, so a test can
 # wait for the live connection and prove that it never dropped, and that the page never reloaded
-# (a reload runs this script again and resets the counters and the marker a test set).
+# (a reload runs this script again and resets the counters and the marker a test set). Also the
+# ids of pushed fragments htmx found no element for (htmx:oobErrorNoTarget, which htmx logs as an
+# error): a page must get only what it shows.
 LIVE_PROBE = """
-window.__kargo = {wsOpen: 0, wsClose: 0, wsMessages: 0};
+window.__kargo = {wsOpen: 0, wsClose: 0, wsMessages: 0, oobMissing: []};
 document.addEventListener('htmx:wsOpen', () => { window.__kargo.wsOpen += 1; });
 document.addEventListener('htmx:wsClose', () => { window.__kargo.wsClose += 1; });
 document.addEventListener('htmx:wsAfterMessage', () => { window.__kargo.wsMessages += 1; });
+document.addEventListener('htmx:oobErrorNoTarget', (e) => {
+  window.__kargo.oobMissing.push(String(e.detail.target));
+});
 """
 
 

@@ -4,6 +4,7 @@ The tests of this module share one server and run in order: discovery, then prom
 test -> uat -> prod, then what a viewer and bad input get. Each still waits for what it needs.
 """
 
+import os
 import subprocess
 
 import pytest
@@ -13,6 +14,7 @@ pytestmark = pytest.mark.e2e
 
 PROJECT = "kargo-demo"
 TAG = "v1.2.0"
+NEW_TAG = "v1.3.0"  # released by the last test, after the others are done with TAG
 STEPS = 6  # the demo Stages' steps: git-clone, git-clear, update-image, build, commit, push
 
 
@@ -89,11 +91,11 @@ def test_promote_through_all_stages_with_live_updates(
         ui.assert_same_document(watcher)
 
     # Both windows kept one websocket the whole time: nothing reconnected (a reconnect would
-    # hide a consumer that crashed), and the updates came through it.
+    # hide a consumer that crashed), and the updates came through it. Neither got a fragment it
+    # had no element for: the watcher never opened a drawer, this window only some of them.
     for window in (page, watcher):
-        stats = ui.live_stats(window)
-        assert stats["wsOpen"] == 1 and stats["wsClose"] == 0, stats
-        assert stats["wsMessages"] > 0, stats
+        ui.assert_live_and_clean(window)
+        assert ui.live_stats(window)["wsMessages"] > 0
     for stage in ("test", "uat", "prod"):
         expect(stage_node(watcher, stage).get_by_test_id("stage-freight")).to_contain_text(TAG)
     holders = ui.freight_card(watcher, TAG).locator(".holder")
@@ -223,3 +225,87 @@ def test_bad_input_never_500(live_server_embedded, page: Page, ui):
     for path in ("/project/nope/", f"/project/{PROJECT}/freight/nope/"):
         got = page.goto(f"{base_url}{path}")
         assert got is not None and got.status == 404, (path, got and got.status)
+
+
+def release(data_dir, tag: str) -> None:
+    """A new release of the demo's app: a commit tagged `tag`, pushed to the bare repository the
+    Warehouse subscribes to (`manage.py demo` left its work tree in the data dir)."""
+    work = data_dir / "demo" / "work" / "app"
+    bare = data_dir / "demo" / "repos" / "guestbook-app.git"
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "Demo Developer",
+        "GIT_AUTHOR_EMAIL": "dev@example.com",
+        "GIT_COMMITTER_NAME": "Demo Developer",
+        "GIT_COMMITTER_EMAIL": "dev@example.com",
+    }
+    for args in (
+        ["commit", "--quiet", "--allow-empty", "-m", f"Release {tag}"],
+        ["tag", "-a", tag, "-m", f"Release {tag}"],
+        ["push", "--quiet", "--follow-tags", str(bare), "main"],
+    ):
+        subprocess.run(["git", *args], cwd=work, env=env, check=True, capture_output=True)
+
+
+def test_open_freight_drawer_follows_changes_made_elsewhere(
+    live_server_embedded, context, page: Page, ui
+):
+    """Window A keeps a Freight drawer open; window B discovers, approves and promotes that
+    Freight. A is never reloaded and nothing in it is clicked again: what changes comes live.
+
+    B is another window of the same server, not `manage.py kargo` in its own process: in
+    embedded mode the channel layer is in memory, per process, so a change the CLI makes never
+    reaches open pages (the scaled mode's Redis layer does carry them)."""
+    base_url, data_dir = live_server_embedded
+    ui.login(page, base_url, "demo", "demo")
+    ui.open_project(page, base_url)
+    ui.wait_live(page)
+    ui.mark(page)
+    other = context.new_page()
+    ui.open_project(other, base_url)
+    ui.wait_live(other)
+    ui.mark(other)
+
+    # A new release: B asks the Warehouse to look, and the Freight appears in both windows.
+    expect(ui.freight_card(page, NEW_TAG)).to_have_count(0)
+    release(data_dir, NEW_TAG)
+    other.locator(".node-warehouse").get_by_role("button", name="Refresh").click()
+    ui.wait_for_freight(page, NEW_TAG, timeout=30)
+    ui.wait_for_freight(other, NEW_TAG, timeout=30)
+
+    # Nothing verified the new Freight anywhere: test takes it directly, uat and prod only
+    # with an approval.
+    drawer = ui.open_freight_drawer(page, NEW_TAG)
+    drawer_id = drawer.get_attribute("id")
+    row = {stage: drawer.locator(f"tr[data-stage={stage}]") for stage in ("test", "uat", "prod")}
+    expect(row["test"].get_by_test_id("promote-to-test")).to_be_visible()
+    expect(row["uat"]).to_contain_text("not yet verified in test")
+    expect(row["prod"]).to_contain_text("not yet verified in uat")
+    expect(row["prod"].get_by_test_id("approve-for-prod")).to_be_visible()
+    expect(row["prod"].get_by_test_id("promote-to-prod")).to_have_count(0)
+    ui.screenshot(page, "freight-drawer-before.png")
+
+    # B approves it for prod: A's drawer offers Promote to prod instead of Approve.
+    ui.open_freight_drawer(other, NEW_TAG)
+    other.get_by_test_id("approve-for-prod").click()
+    expect(row["prod"].get_by_test_id("promote-to-prod")).to_be_visible(timeout=15_000)
+    expect(row["prod"]).to_contain_text("approved")
+    expect(row["prod"].get_by_test_id("approve-for-prod")).to_have_count(0)
+    ui.screenshot(page, "freight-drawer-approved.png")
+
+    # B promotes it to test: once it is verified there, A's drawer shows it current in test and
+    # available to uat, whose Approve becomes Promote.
+    other.get_by_test_id("promote-to-test").click()
+    promotion = other.locator("#drawer .drawer-body[id^=promotion-drawer-]")
+    expect(promotion.get_by_test_id("promotion-phase")).to_have_text("Succeeded", timeout=60_000)
+    expect(row["test"]).to_contain_text("current", timeout=15_000)
+    expect(row["uat"].get_by_test_id("promote-to-uat")).to_be_visible(timeout=15_000)
+    expect(row["uat"]).to_contain_text("verified in test")
+    expect(row["uat"].get_by_test_id("approve-for-uat")).to_have_count(0)
+    ui.screenshot(page, "freight-drawer-verified.png")
+
+    # The same drawer element all along, in a document never reloaded.
+    expect(page.locator("#drawer .drawer-body")).to_have_attribute("id", drawer_id)
+    for window in (page, other):
+        ui.assert_same_document(window)
+        ui.assert_live_and_clean(window)
