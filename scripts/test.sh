@@ -24,11 +24,23 @@ export KARGO_NO_SKIPS=1
 .venv/bin/ruff check .
 # One-way layers (kargo <- projects <- freight <- stages <- kargo_ui) and no import cycles.
 .venv/bin/lint-imports --no-cache
-status=0
-# Browser tests run in their own pytest process: pytest-playwright keeps an asyncio loop in the
-# main thread, which would break async_to_sync in the other tests.
-.venv/bin/python -m pytest -m "not e2e" -p no:playwright "$@" || status=$?
-if [ "$status" = 0 ]; then
-  DJANGO_ALLOW_ASYNC_UNSAFE=true .venv/bin/python -m pytest -m e2e "$@" || status=$?
-fi
-exit "$status"
+# The layers in their own pytest processes, fastest first; the first layer that fails stops the
+# run with its exit status. Browser tests stay apart: pytest-playwright keeps an asyncio loop in
+# the main thread, which would break async_to_sync in the other tests.
+run_layer() {
+  local name=$1 status=0
+  shift
+  echo "test: layer $name"
+  "$@" || status=$?
+  # Arguments that pick tests of other layers leave a layer with nothing to run (exit 5).
+  if [ "$status" = 5 ] && [ "$narrowed" = 1 ]; then status=0; fi
+  if [ "$status" != 0 ]; then
+    echo "test: layer $name failed (exit $status); later layers not run"
+    exit "$status"
+  fi
+}
+narrowed=$([ "$#" -gt 0 ] && echo 1 || echo 0)
+run_layer "unit + http" .venv/bin/python -m pytest -p no:playwright -m "unit or http" "$@"
+run_layer "integration + conformance" \
+  .venv/bin/python -m pytest -p no:playwright -m "integration or conformance" "$@"
+run_layer "e2e" env DJANGO_ALLOW_ASYNC_UNSAFE=true .venv/bin/python -m pytest -m e2e "$@"

@@ -1,5 +1,6 @@
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -11,6 +12,89 @@ celery_app.conf.task_always_eager = True
 celery_app.conf.task_eager_propagates = True
 
 _skipped: list[str] = []
+
+TESTS = Path(__file__).parent
+# Each directory under tests/ is a layer, marked by where its tests live, so that
+# `pytest -m "unit or http"` runs the fast layers and `-m "integration or conformance"` the slow.
+LAYERS = ("unit", "http", "integration", "conformance", "e2e")
+# What a unit test may not ask for: a database, or the demo that builds git repositories.
+NOT_IN_UNIT = {
+    "db",
+    "transactional_db",
+    "django_db_reset_sequences",
+    "django_db_serialized_rollback",
+    "live_server",
+    "demo",
+    "users",
+}
+# Unit tests that build the git demo and so run in the integration layer until someone moves
+# them there (tests/unit/test_repos.py was outside the change that introduced the layer markers).
+# Remove an entry once its test lives in tests/integration.
+AWAITING_MOVE_TO_INTEGRATION = {
+    "tests/unit/test_repos.py::test_a_step_may_not_touch_a_repository_outside_the_roots",
+    "tests/unit/test_repos.py::test_a_warehouse_may_not_read_a_repository_outside_the_roots",
+}
+_UNIT_BREACH = pytest.StashKey[str]()
+
+
+def layer_of(item) -> str | None:
+    try:
+        relative = Path(item.path).relative_to(TESTS)
+    except ValueError:
+        return None
+    layer = relative.parts[0] if len(relative.parts) > 1 else None
+    return layer if layer in LAYERS else None
+
+
+def pytest_collection_modifyitems(config, items):
+    outside = [
+        i.nodeid for i in items if layer_of(i) is None and Path(i.path).is_relative_to(TESTS)
+    ]
+    if outside:
+        # No layer's -m selects these, so scripts/test.sh would never run them.
+        raise pytest.UsageError(
+            f"tests outside a layer directory (tests/{{{','.join(LAYERS)}}}/): {', '.join(outside)}"
+        )
+    for item in items:
+        layer = layer_of(item)
+        if layer == "unit" and item.nodeid.split("[")[0] in AWAITING_MOVE_TO_INTEGRATION:
+            layer = "integration"
+        if layer is None:
+            continue
+        item.add_marker(layer)
+        if layer == "unit":
+            wanted = NOT_IN_UNIT.intersection(item.fixturenames)
+            if wanted or item.get_closest_marker("django_db"):
+                item.stash[_UNIT_BREACH] = (
+                    f"{item.nodeid} is a unit test but uses "
+                    f"{', '.join(sorted(wanted)) or 'the django_db marker'}: unit tests touch "
+                    "no database and no git; move it to tests/http or tests/integration"
+                )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    # Fail before any fixture is set up, so the breach costs nothing and says what to do.
+    breach = item.stash.get(_UNIT_BREACH, None)
+    if breach:
+        pytest.fail(breach, pytrace=False)
+
+
+class _NoGitPopen(subprocess.Popen):
+    def __init__(self, args, *rest, **kwargs):
+        argv = args.split() if isinstance(args, str) else list(args) if args else []
+        if argv and Path(os.fsdecode(argv[0])).name == "git":
+            raise AssertionError(
+                f"unit tests run no git ({' '.join(map(str, argv[:3]))} ...); "
+                "a test that needs git belongs in tests/integration"
+            )
+        super().__init__(args, *rest, **kwargs)
+
+
+@pytest.fixture(autouse=True)
+def _unit_tests_run_no_git(request, monkeypatch):
+    if request.node.get_closest_marker("unit") is not None:
+        monkeypatch.setattr(subprocess, "Popen", _NoGitPopen)
 
 
 def pytest_runtest_logreport(report):
@@ -26,6 +110,12 @@ def pytest_sessionfinish(session, exitstatus):
     if os.environ.get("KARGO_NO_SKIPS") == "1" and _skipped:
         print("\nskipped tests are not allowed in the full run:\n  " + "\n  ".join(_skipped))
         session.exitstatus = 1
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # Django's PBKDF2 takes about half a second a password here; the cast alone has four.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture
@@ -46,9 +136,8 @@ def demo(transactional_db, data_dir):
     return Project.objects.get(name="kargo-demo")
 
 
-@pytest.fixture
-def users(django_user_model, demo):
-    """A fixed cast: alice admin, bob promoter, carol viewer, dave outsider."""
+def make_cast(django_user_model, project) -> dict:
+    """The fixed cast on a project: alice admin, bob promoter, carol viewer, dave outsider."""
     from projects.actions import do_set_membership
 
     cast = {}
@@ -60,9 +149,15 @@ def users(django_user_model, demo):
     ):
         user = django_user_model.objects.create_user(name, f"{name}@example.com", "pw-" + name)
         if role:
-            do_set_membership(demo, user, role)
+            do_set_membership(project, user, role)
         cast[name] = user
     return cast
+
+
+@pytest.fixture
+def users(django_user_model, demo):
+    """The fixed cast on the seeded demo (tests/http has its own, on a project without git)."""
+    return make_cast(django_user_model, demo)
 
 
 def git_show(repo, ref: str, path: str) -> str:

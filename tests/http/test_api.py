@@ -2,22 +2,14 @@
 
 import json
 
-import pytest
-
-from freight.models import Freight
 from stages.models import Promotion
-
-
-@pytest.fixture
-def freight(demo):
-    return Freight.objects.filter(project=demo).first()
 
 
 def post(client, url, body=None):
     return client.post(url, json.dumps(body or {}), content_type="application/json")
 
 
-def test_api_needs_authentication(client, demo):
+def test_api_needs_authentication(client, project):
     response = client.get("/api/v1/projects/kargo-demo/stages")
     assert response.status_code == 401
     assert response.json() == {"error": "authentication required"}
@@ -28,28 +20,6 @@ def test_list_stages_in_kargo_shape(client, users):
     items = client.get("/api/v1/projects/kargo-demo/stages").json()["items"]
     assert {i["metadata"]["name"] for i in items} == {"test", "uat", "prod"}
     assert items[0]["apiVersion"] == "kargo.akuity.io/v1alpha1"
-
-
-def test_promote_by_freight_alias_and_origin(client, users, freight):
-    client.force_login(users["bob"])
-    response = post(
-        client,
-        "/api/v1/projects/kargo-demo/stages/test/promotions",
-        {"freightAlias": freight.alias},
-    )
-    assert response.status_code == 201
-    name = response.json()["metadata"]["name"]
-    assert (
-        client.get(f"/api/v1/projects/kargo-demo/promotions/{name}").json()["status"]["phase"]
-        == "Succeeded"
-    )
-    response = post(
-        client,
-        "/api/v1/projects/kargo-demo/stages/uat/promotions",
-        {"origin": "Warehouse/guestbook"},
-    )
-    assert response.status_code == 201
-    assert response.json()["spec"]["freight"] == freight.name
 
 
 def test_viewers_and_outsiders_cannot_act(client, users, freight):

@@ -13,6 +13,11 @@ from projects.live import send_change
 from projects.models import Membership
 from stages.models import Stage
 
+# Consumers reach the database through database_sync_to_async, which closes "old" connections
+# around each call: inside a test's rolled-back transaction that closes the test's own
+# connection, so these tests commit for real and the database is flushed after each.
+pytestmark = pytest.mark.django_db(transaction=True)
+
 
 def communicator(user, project="kargo-demo") -> WebsocketCommunicator:
     comm = WebsocketCommunicator(URLRouter(websocket_urlpatterns), f"/ws/project/{project}/")
