@@ -8,11 +8,10 @@ with RE2; anything else is a file or directory path.
 import posixpath
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
-from wcmatch import glob
-
-# wcmatch does not export the exception it raises for too many {a,b} alternatives.
-from wcmatch._wcparse import PatternLimitException
+import bracex
+from wcmatch import fnmatch
 
 from kargo.regex import RegexError, compile_regex
 
@@ -20,7 +19,7 @@ PathMatcher = Callable[[str], bool]
 
 # doublestar semantics: "*" and "?" stay within one directory, "**" as a whole component spans any
 # number of them, {a,b} alternatives, dot files are not special, case matters, "/" separates.
-GLOB_FLAGS = glob.GLOBSTAR | glob.BRACE | glob.DOTGLOB | glob.CASE | glob.FORCEUNIX
+SEGMENT_FLAGS = fnmatch.DOTMATCH | fnmatch.CASE
 # More {a,b} expansions than any sensible selector needs; a pattern needing more is refused.
 GLOB_EXPANSION_LIMIT = 1000
 
@@ -56,19 +55,45 @@ def paths_filter(
 
 def _matcher(selector: str, field: str) -> PathMatcher:
     if selector.startswith("glob:"):
-        pattern = selector.removeprefix("glob:")
-        # In doublestar a trailing "/**" also matches the directory itself.
-        patterns = [pattern, pattern.removesuffix("/**")] if pattern.endswith("/**") else [pattern]
         try:
-            return glob.compile(patterns, flags=GLOB_FLAGS, limit=GLOB_EXPANSION_LIMIT).match
-        except PatternLimitException as exc:
+            patterns = bracex.expand(
+                selector.removeprefix("glob:"), keep_escapes=True, limit=GLOB_EXPANSION_LIMIT
+            )
+        except bracex.ExpansionLimitException as exc:
             raise ValueError(f"invalid {field} selector {selector!r}: {exc}") from None
+        globs = [tuple(pattern.split("/")) for pattern in patterns]
+        return lambda path: any(_glob_match(g, tuple(path.split("/"))) for g in globs)
     if selector.startswith(("regex:", "regexp:")):
         try:
             return compile_regex(selector.split(":", 1)[1]).search
         except RegexError as exc:
             raise ValueError(f"invalid {field} selector {selector!r}: {exc}") from None
     return _base_dir_matcher(selector)
+
+
+def _glob_match(pattern: tuple[str, ...], path: tuple[str, ...]) -> bool:
+    """doublestar's Match, one path component at a time: a "**" component spans zero or more
+    components, any other is an fnmatch pattern (wcmatch) for exactly one. Matching whole
+    components in a table keeps the work proportional to the pattern's and the path's lengths
+    (a backtracking matcher takes minutes on `**/a/**/a/**/b` against a deep hostile path)."""
+    # reachable[j]: the pattern so far matches the first j path components.
+    reachable = [True] + [False] * len(path)
+    for part in pattern:
+        if part == "**":
+            first = reachable.index(True) if True in reachable else len(reachable)
+            reachable = [j >= first for j in range(len(reachable))]
+        else:
+            reachable = [False] + [
+                reachable[j] and _segment_match(part, path[j]) for j in range(len(path))
+            ]
+        if not any(reachable):
+            return False
+    return reachable[-1]
+
+
+@lru_cache(maxsize=4096)
+def _segment_match(pattern: str, name: str) -> bool:
+    return fnmatch.fnmatch(name, pattern, flags=SEGMENT_FLAGS)
 
 
 def _base_dir_matcher(base: str) -> PathMatcher:

@@ -27,7 +27,6 @@ requestedFreight origins, "exactly one metric provider", ...) are not schema rul
 code that uses these objects.
 """
 
-import re
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
@@ -41,6 +40,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from kargo.regex import compile_regex
 from kargo.times import is_rfc3339
 
 KARGO_API_VERSION = "kargo.akuity.io/v1alpha1"
@@ -83,8 +83,9 @@ def rule_violation(message: str) -> PydanticCustomError:
 
 
 def pattern(regex: str, message: str) -> AfterValidator:
-    """Check a string against a CRD `pattern` (JSON Schema patterns are unanchored searches)."""
-    compiled = re.compile(regex)
+    """Check a string against a CRD `pattern` (JSON Schema patterns are unanchored searches). RE2,
+    as the API server's Go regexp: `$` is the end of the text, not also before a final newline."""
+    compiled = compile_regex(regex)
 
     def check(value: str) -> str:
         if not compiled.search(value):

@@ -4,7 +4,6 @@ behaviour of the libraries it relies on: python-semver, wcmatch and RE2."""
 import hashlib
 import os
 import subprocess
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -550,7 +549,6 @@ def test_runaway_patterns_do_not_stall_discovery(repo, cache):
     repo.commit("one", {"a" * 200 + "b": "1"})
     repo.tag("a" * 200 + "b")
     repo.tag("aaa")
-    started = time.monotonic()
     sub = {"repoURL": repo.url, "commitSelectionStrategy": "Lexical"}
     assert tags(discover_git(subscription({**sub, "allowTagsRegexes": ["^(a+)+$"]}), cache)) == [
         "aaa"
@@ -560,7 +558,6 @@ def test_runaway_patterns_do_not_stall_discovery(repo, cache):
         "a" * 200 + "b"
     ]
     assert discover_git(subscription({**sub, "includePaths": ["regex:^(a+)+$"]}), cache) == []
-    assert time.monotonic() - started < 30
 
 
 # --------------------------------------------------------------------------
@@ -624,14 +621,12 @@ def test_version_precedence():
 
 
 def test_hostile_constraints_are_answered_quickly():
-    started = time.monotonic()
     with pytest.raises(ValueError, match="semverConstraint"):
         Constraint("1" + " " * 3000 + "!")  # ambiguous whitespace: RE2, not backtracking
     # Each "!=" is its own range, not distributed into 2**40 alternatives.
     many_exclusions = Constraint(" ".join(f"!=1.0.{n}" for n in range(40)))
     assert many_exclusions.allows(parse_version("1.0.40", strict=True))
     assert not many_exclusions.allows(parse_version("1.0.7", strict=True))
-    assert time.monotonic() - started < 5
 
 
 def test_constraints_ignore_build_metadata():
@@ -676,6 +671,15 @@ def test_doublestar_globs(pattern, path, expected):
     assert paths_filter([f"glob:{pattern}"], None).matches([path]) is expected
 
 
+def test_globs_with_many_doublestars_stay_linear_on_deep_paths():
+    # A backtracking glob matcher takes minutes on this pair; matching component by component
+    # answers at once. The path is what a hostile repository can commit.
+    deep = "/".join(["a"] * 2000) + "/c"
+    assert not paths_filter(["glob:**/a/**/a/**/a/**/b"], None).matches([deep])
+    assert paths_filter(["glob:**/a/**/a/**/a/**/c"], None).matches([deep])
+    assert not paths_filter(["glob:*a*a*a*a*a*b"], None).matches(["a" * 100_000])
+
+
 def test_too_many_brace_alternatives_are_refused():
     with pytest.raises(ValueError, match="includePaths"):
         paths_filter(["glob:" + "{a,b}" * 11], None)  # 2048 alternatives
@@ -683,9 +687,7 @@ def test_too_many_brace_alternatives_are_refused():
 
 def test_regex_selectors_are_re2():
     regex = paths_filter(["regex:^(a+)+$"], None)
-    started = time.monotonic()
     assert not regex.matches(["a" * 100_000 + "b"])
-    assert time.monotonic() - started < 5
     # Go's syntax, not Python's: no backreferences or lookarounds.
     for pattern in ("regex:(a)\\1", "regexp:(?=a)"):
         with pytest.raises(ValueError, match="excludePaths"):
@@ -695,10 +697,8 @@ def test_regex_selectors_are_re2():
 def test_tag_name_filters_are_re2():
     sub = subscription({"repoURL": "file:///srv/git/app", "allowTagsRegexes": ["^(a+)+$"]})
     allowed = tag_name_filter(sub)
-    started = time.monotonic()
     assert not allowed("a" * 100_000 + "!")
     assert allowed("aaaa")
-    assert time.monotonic() - started < 5
     with pytest.raises(ValueError, match="ignoreTagsRegexes"):
         tag_name_filter(
             subscription({"repoURL": "file:///srv/git/app", "ignoreTagsRegexes": ["(?<=v)1"]})

@@ -1253,3 +1253,11 @@ def test_local_file_git_urls_are_accepted_as_our_extension():
     assert (
         errors_of(changed(WAREHOUSE, "spec.subscriptions.1.git.repoURL", "file://relative")) != []
     )
+
+
+def test_patterns_mean_what_go_means_by_them():
+    # Python's `$` also matches before a final newline; the API server's Go regexp does not.
+    assert errors_of(changed(WAREHOUSE, "spec.subscriptions.1.git.branch", "main")) == []
+    assert [
+        e[0] for e in errors_of(changed(WAREHOUSE, "spec.subscriptions.1.git.branch", "main\n"))
+    ] == ["spec.subscriptions[1].git.branch"]
