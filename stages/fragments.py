@@ -87,18 +87,18 @@ def freight_context(
 
 
 def promotion_context(promotion: Promotion, role: str) -> dict:
-    steps = promotion.spec.get("steps", [])
+    steps = promotion.typed_spec.steps
     meta = {m["alias"]: m for m in promotion.status.get("stepExecutionMetadata", [])}
     state = promotion.status.get("state", {})
     rows = []
     for i, step in enumerate(steps):
-        alias = step.get("as") or f"step-{i + 1}"
+        alias = step.as_ or f"step-{i + 1}"
         m = meta.get(alias, {})
         rows.append(
             {
                 "index": i + 1,
                 "alias": alias,
-                "uses": step.get("uses", ""),
+                "uses": step.uses,
                 "meta": m,
                 "output": state.get(alias),
             }

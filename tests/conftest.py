@@ -27,13 +27,6 @@ NOT_IN_UNIT = {
     "demo",
     "users",
 }
-# Unit tests that build the git demo and so run in the integration layer until someone moves
-# them there (tests/unit/test_repos.py was outside the change that introduced the layer markers).
-# Remove an entry once its test lives in tests/integration.
-AWAITING_MOVE_TO_INTEGRATION = {
-    "tests/unit/test_repos.py::test_a_step_may_not_touch_a_repository_outside_the_roots",
-    "tests/unit/test_repos.py::test_a_warehouse_may_not_read_a_repository_outside_the_roots",
-}
 _UNIT_BREACH = pytest.StashKey[str]()
 
 
@@ -57,8 +50,6 @@ def pytest_collection_modifyitems(config, items):
         )
     for item in items:
         layer = layer_of(item)
-        if layer == "unit" and item.nodeid.split("[")[0] in AWAITING_MOVE_TO_INTEGRATION:
-            layer = "integration"
         if layer is None:
             continue
         item.add_marker(layer)
