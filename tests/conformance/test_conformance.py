@@ -23,7 +23,6 @@ Every corpus document is its own test: ``validate_document(doc) == []`` must hol
 the oracle accepts the document (and the corpus says which one that is).
 """
 
-import copy
 import json
 import os
 import re
@@ -35,6 +34,7 @@ import yaml
 from jsonschema import Draft202012Validator, FormatChecker
 
 from kargo.specs import validate_document
+from tests.documents import changed
 
 
 def _schemas_dir() -> Path | None:
@@ -246,20 +246,6 @@ def doc(api_version: str, kind: str, name: str, namespace: str | None = "kargo-d
     if namespace:
         metadata["namespace"] = namespace
     return {"apiVersion": api_version, "kind": kind, "metadata": metadata, **fields}
-
-
-def changed(base: dict, path: str, value=..., delete: bool = False) -> dict:
-    """A deep copy of base with the value at a dotted path (list indices as numbers) replaced."""
-    result = copy.deepcopy(base)
-    *parents, last = [int(part) if part.isdigit() else part for part in path.split(".")]
-    target = result
-    for part in parents:
-        target = target[part]
-    if delete:
-        del target[last]
-    else:
-        target[last] = value
-    return result
 
 
 PROJECT = doc(KARGO, "Project", "kargo-demo", namespace=None)

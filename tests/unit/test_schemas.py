@@ -4,7 +4,6 @@ test_conformance.py checks agreement with Kargo's CRDs on a corpus; these tests 
 messages, the CEL rules jsonschema cannot run, defaults, and the seed page's examples.
 """
 
-import copy
 import dataclasses
 
 import pytest
@@ -19,6 +18,7 @@ from kargo.specs import (
     parse_document,
     validate_document,
 )
+from tests.documents import changed
 
 
 def load(text: str) -> dict:
@@ -27,19 +27,6 @@ def load(text: str) -> dict:
 
 def errors_of(doc) -> list[tuple[str, str]]:
     return [(error.path, error.message) for error in validate_document(doc)]
-
-
-def changed(base: dict, path: str, value=..., delete: bool = False) -> dict:
-    result = copy.deepcopy(base)
-    *parents, last = [int(part) if part.isdigit() else part for part in path.split(".")]
-    target = result
-    for part in parents:
-        target = target[part]
-    if delete:
-        del target[last]
-    else:
-        target[last] = value
-    return result
 
 
 # --------------------------------------------------------------------------------------------------
