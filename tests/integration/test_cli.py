@@ -580,3 +580,57 @@ def test_a_promotion_manifest_promotes_and_round_trips(demo, tmp_path):
     assert exported["status"]["phase"] == "Succeeded"
     assert [s["uses"] for s in exported["spec"]["steps"]][:2] == ["git-clone", "git-clear"]
     assert validate_document(exported) == []
+
+
+YAML_AS_THE_API_SERVER_READS_IT = """
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Warehouse
+metadata:
+  name: since
+  namespace: shop
+  labels:
+    team: null
+spec:
+  subscriptions:
+  - git:
+      repoURL: https://git.example.com/shop/web.git
+      since: 2024-07-15T22:13:57Z
+---
+apiVersion: argoproj.io/v1alpha1
+kind: AnalysisRun
+metadata:
+  name: dev.run2
+  namespace: shop
+spec:
+  metrics:
+  - name: smoke
+    provider:
+      web:
+        url: https://example.com/health
+status:
+  phase: Successful
+  startedAt: 2024-07-15T22:10:00Z
+  metricResults:
+  - name: smoke
+    phase: Successful
+    measurements:
+    - phase: Successful
+      startedAt: 2024-07-15T22:10:00Z
+      finishedAt: 2024-07-15T22:10:01Z
+"""
+
+
+def test_unquoted_timestamps_and_null_labels_apply_as_kubectl_would(applied, tmp_path):
+    # Unquoted timestamps used to crash apply (datetime is not JSON); null labels were refused.
+    path = write(tmp_path, "api-server.yaml", YAML_AS_THE_API_SERVER_READS_IT)
+    assert kargo("apply", "-f", str(path)).split("\n")[:2] == [
+        "warehouse/since created",
+        "analysisrun/dev.run2 created",
+    ]
+    warehouse = Warehouse.objects.get(name="since")
+    assert warehouse.labels == {}
+    assert warehouse.spec["subscriptions"][0]["git"]["since"] == "2024-07-15T22:13:57Z"
+    exported = yaml.safe_load(
+        kargo("get", "analysisrun", "dev.run2", "--project", "shop", "-o", "yaml")
+    )
+    assert exported["status"]["startedAt"] == "2024-07-15T22:10:00Z"
