@@ -66,7 +66,10 @@ def run(args, tmp: str) -> None:
         for n_freight in [int(x) for x in args.freight.split(",")]:
             name = f"p{n_stages}-{n_freight}"
             project = do_create_project(name, "bench")
-            Warehouse.objects.create(project=project, name="w", spec={"subscriptions": []})
+            git = {"repoURL": "https://git.example.com/app.git"}
+            Warehouse.objects.create(
+                project=project, name="w", spec={"subscriptions": [{"git": git}]}
+            )
             stages = []
             for i in range(n_stages):
                 # A few parallel lanes, each a chain: a realistic wide-and-deep pipeline.
