@@ -3,14 +3,15 @@ class, the step registry and a subprocess helper.
 
 A promotion runs its steps inside one private working directory. Everything a
 step reads or writes must stay inside that directory, so every path taken from a
-step's config goes through ``StepContext.path`` and every subprocess runs with a
-``cwd`` inside it.
+step's config goes through ``StepContext.path`` (kargo.workdir), every file a step writes
+through ``StepContext.write_text``, and every subprocess runs with a ``cwd`` inside it.
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -20,6 +21,7 @@ from pydantic import BaseModel, ConfigDict
 
 from kargo import runner
 from kargo.errors import field_errors
+from kargo.workdir import PathEscape, WorkDir
 
 
 class StepError(Exception):
@@ -43,25 +45,34 @@ class StepContext:
     outputs: dict[str, dict] = field(default_factory=dict)
     git_author: dict = field(default_factory=_default_git_author)
 
+    def __post_init__(self) -> None:
+        self.guard = WorkDir(self.work_dir)
+
+    # Every path a step reads or writes goes through the guard (kargo.workdir).
+
     def path(self, rel: str | os.PathLike) -> Path:
-        """Resolve ``rel`` against the work dir and refuse anything that lands
-        outside it (absolute paths elsewhere, ``..`` escapes, symlinks that
-        point out). The returned path is fully resolved, so callers act on the
-        real location that was checked."""
-        root = Path(self.work_dir).resolve()
-        raw = os.fspath(rel)
-        candidate = Path(raw)
-        if not candidate.is_absolute():
-            candidate = root / candidate
-        # resolve() follows every symlink that exists along the way; the
-        # non-existent tail (a file about to be created) is kept as written.
-        try:
-            resolved = candidate.resolve()
-        except (ValueError, OSError) as exc:  # e.g. an embedded NUL byte
-            raise StepError(f"invalid path {raw!r}: {exc}") from None
-        if resolved != root and not resolved.is_relative_to(root):
-            raise StepError(f"path {raw!r} escapes the work directory")
-        return resolved
+        with _escape_is_a_step_error():
+            return self.guard.path(rel)
+
+    def read_text(self, rel: str | os.PathLike) -> str:
+        with _escape_is_a_step_error():
+            return self.guard.read_text(rel)
+
+    def write_text(self, rel: str | os.PathLike, text: str) -> Path:
+        with _escape_is_a_step_error():
+            return self.guard.write_text(rel, text)
+
+    def check_links(self, rel: str | os.PathLike) -> None:
+        with _escape_is_a_step_error():
+            self.guard.check_links(rel)
+
+
+@contextmanager
+def _escape_is_a_step_error():
+    try:
+        yield
+    except PathEscape as exc:
+        raise StepError(str(exc)) from None
 
 
 @dataclass

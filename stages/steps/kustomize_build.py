@@ -65,8 +65,10 @@ def check_local_references(
     files = [directory / n for n in KUSTOMIZATION_FILES if (directory / n).is_file()]
     if not files:
         return  # kustomize reports the missing file itself
+    # kustomize reads every file below a kustomization itself: no link there may lead out.
+    ctx.check_links(directory)
     try:
-        document = yaml.safe_load(files[0].read_text(encoding="utf-8")) or {}
+        document = yaml.safe_load(ctx.read_text(files[0])) or {}
     except (yaml.YAMLError, UnicodeDecodeError):
         return  # kustomize reports the parse error itself, in its own words
     if not isinstance(document, dict):
@@ -117,20 +119,21 @@ def _filename(doc: dict, out_format: str, several_namespaces: bool) -> str:
     return fname
 
 
-def write_directory(out_dir: Path, rendered: str, out_format: str) -> list[str]:
+def write_directory(ctx: StepContext, out_dir: Path, rendered: str, out_format: str) -> list[str]:
     # kustomize separates documents with a bare "---" line and never emits one
     # inside a value, so splitting the text keeps each resource byte-identical.
     chunks = [c.strip("\n") + "\n" for c in re.split(r"(?m)^---[ \t]*$", rendered) if c.strip()]
     docs = [yaml.safe_load(c) for c in chunks]
     namespaces = {str((d.get("metadata") or {}).get("namespace") or "") for d in docs}
     several = len(namespaces - {""}) > 1
-    out_dir.mkdir(parents=True, exist_ok=True)
     written: list[str] = []
     for chunk, doc in zip(chunks, docs, strict=True):
         fname = _filename(doc, out_format, several)
         if fname in written:
             raise StepError(f"two resources map to the same output file {fname}")
-        (out_dir / fname).write_text(chunk, encoding="utf-8")
+        # Through the guard: the output directory comes from a repository, and a committed
+        # symlink named like a resource file must not carry the write outside the work dir.
+        ctx.write_text(out_dir / fname, chunk)
         written.append(fname)
     return written
 
@@ -161,8 +164,7 @@ class KustomizeBuild(Step):
             raise StepError(f"kustomize build of {config.path} failed: {detail}")
 
         if out_path.suffix in (".yaml", ".yml"):
-            out_path.parent.mkdir(parents=True, exist_ok=True)
-            out_path.write_text(proc.stdout, encoding="utf-8")
+            ctx.write_text(out_path, proc.stdout)
         else:
-            write_directory(out_path, proc.stdout, config.output_format or "kargo")
+            write_directory(ctx, out_path, proc.stdout, config.output_format or "kargo")
         return StepResult()

@@ -222,8 +222,7 @@ class KustomizeSetImage(Step):
 
     def run(self, ctx: StepContext, config: KustomizeSetImageConfig) -> StepResult:
         kustomization = find_kustomization(ctx, config.path)
-        with open(kustomization, encoding="utf-8", newline="") as fh:
-            text = fh.read()
+        text = ctx.read_text(kustomization)
         try:
             current = (yaml.safe_load(text) or {}).get("images") or []
         except (yaml.YAMLError, AttributeError):
@@ -233,6 +232,5 @@ class KustomizeSetImage(Step):
 
         targets = target_images(ctx, config)
         updated = write_images(text, merge_images(current, targets))
-        with open(kustomization, "w", encoding="utf-8", newline="") as fh:
-            fh.write(updated)
+        ctx.write_text(kustomization, updated)
         return StepResult(outputs={"commitMessage": commit_message(config.path, targets)})

@@ -182,11 +182,9 @@ class YAMLUpdateStep(Step):
         path = ctx.path(config.path)
         if not path.is_file():
             raise StepError(f"{config.path}: no such file")
-        # newline="" keeps \r\n files byte-identical outside the edited spans.
-        with open(path, encoding="utf-8", newline="") as fh:
-            text = fh.read()
+        # Read and written as bytes: \r\n files stay byte-identical outside the edited spans.
+        text = ctx.read_text(path)
         updated = set_values(text, [(u.key, u.value) for u in config.updates])
-        with open(path, "w", encoding="utf-8", newline="") as fh:
-            fh.write(updated)
+        ctx.write_text(path, updated)
         lines = "".join(f"\n- {u.key}: {message_value(u.value)}" for u in config.updates)
         return StepResult(outputs={"commitMessage": f"Updated {config.path}\n{lines}"})
