@@ -38,6 +38,13 @@ def tool_env() -> dict[str, str]:
     # Only plain transports: no ext:: (which runs commands) or other helpers, also for submodules,
     # unless an operator has deliberately configured otherwise.
     env.setdefault("GIT_ALLOW_PROTOCOL", "file:git:http:https:ssh")
+    # A redirect would take git to a host the egress policy never saw (projects.egress).
+    if "GIT_CONFIG_COUNT" not in env:
+        env.update(
+            GIT_CONFIG_COUNT="1",
+            GIT_CONFIG_KEY_0="http.followRedirects",
+            GIT_CONFIG_VALUE_0="false",
+        )
     # Stable English messages: callers recognise some failures (a rejected push) by their wording.
     env["LC_ALL"] = "C"
     env.pop("LANGUAGE", None)
@@ -51,15 +58,17 @@ def run(
     timeout: float = 120,
     input: str | None = None,
     binary: bool = False,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess:
     """Run `args` and return the completed process whatever its exit code (stdout and stderr as
-    text, or bytes with `binary`). Raises CommandError when the program is missing or times out."""
+    text, or bytes with `binary`); `env` overrides single variables of the tool environment.
+    Raises CommandError when the program is missing or times out."""
     display = " ".join(args[:2])
     try:
         proc = subprocess.Popen(
             args,
             cwd=cwd,
-            env=tool_env(),
+            env={**tool_env(), **(env or {})},
             stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -72,6 +72,12 @@ PROMOTION_HEARTBEAT_TIMEOUT = env_float("KARGO_PROMOTION_HEARTBEAT_TIMEOUT", 30.
 # Local (file://) git repositories are allowed only below these directories (colon-separated);
 # remote URLs are not affected. Default: $KARGO_DATA_DIR/repos and the demo's repositories.
 FILE_REPO_ROOTS = [p for p in env_str("KARGO_FILE_REPO_ROOTS").split(":") if p]
+# Egress policy (projects/egress.py) for every outbound connection made for a user: comma-separated
+# hosts (`*.example.com`) or networks. With an allow list, nothing else is reached. Loopback and
+# link-local (cloud metadata) addresses are refused unless allowed here or in demo mode.
+EGRESS_ALLOW = [e.strip() for e in env_str("KARGO_EGRESS_ALLOW").split(",") if e.strip()]
+EGRESS_DENY = [e.strip() for e in env_str("KARGO_EGRESS_DENY").split(",") if e.strip()]
+EGRESS_ALLOW_LOCAL = env_bool("KARGO_EGRESS_ALLOW_LOCAL", DEMO_MODE)
 # Kargo's minimum warehouse discovery interval is 5m; a local setup wants faster.
 MIN_DISCOVERY_INTERVAL = env_float("KARGO_MIN_DISCOVERY_INTERVAL", 0.0)
 

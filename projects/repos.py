@@ -1,39 +1,39 @@
 """Which repositories the server may read and write on a user's behalf.
 
-Remote URLs (https, ssh, git) are fine. Local repositories (file:// URLs or plain paths) are
-allowed only under the directories in settings.FILE_REPO_ROOTS, so that a project's Warehouse or
-promotion step cannot read another project's data or any other git repository on the server.
+Remote URLs go through the egress policy (projects.egress). Local repositories (file:// URLs or
+absolute paths) are allowed only under the directories in settings.FILE_REPO_ROOTS, so that a
+project's Warehouse or promotion step cannot read another project's data or any other git
+repository on the server.
 """
 
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 from django.conf import settings
+
+from kargo.redaction import redact
+from kargo.remotes import parse_remote
+
+from .egress import OutboundNotAllowed, check_outbound
 
 
 class RepoNotAllowed(ValueError):
     pass
 
 
-def local_path(url: str) -> Path | None:
-    """The filesystem path a URL names, or None for a remote URL."""
-    if url.startswith("file://"):
-        return Path(unquote(urlparse(url).path))
-    if (
-        url.startswith("/")
-        or url.startswith("./")
-        or url.startswith("../")
-        or "://" not in url
-        and ":" not in url
-    ):
-        return Path(url)
-    return None
-
-
 def check_repo_url(url: str) -> None:
-    path = local_path(url)
-    if path is None:
+    """Raise RepoNotAllowed unless the server may fetch from or push to `url`: a remote one must
+    pass the egress policy, a local one must be absolute and lie under an allowed root."""
+    remote = parse_remote(url)
+    if remote.scheme != "file":
+        try:
+            check_outbound(url)
+        except OutboundNotAllowed as exc:
+            raise RepoNotAllowed(f"repository {redact(url)}: {exc}") from None
         return
+    path = Path(remote.path)
+    if not path.is_absolute():
+        # Relative to what? The server's and git's working directories differ; never guess.
+        raise RepoNotAllowed(f"local repository {url} must be an absolute file:/// URL")
     resolved = path.resolve()
     data = Path(settings.DATA_DIR).resolve()
     roots = [Path(r).resolve() for r in settings.FILE_REPO_ROOTS or default_roots()]
@@ -42,10 +42,9 @@ def check_repo_url(url: str) -> None:
     if any(resolved == p or resolved.is_relative_to(p) for p in private):
         raise RepoNotAllowed(f"local repository {url} is inside the server's private data")
     if not any(resolved == root or resolved.is_relative_to(root) for root in roots):
-        allowed = ", ".join(str(r) for r in roots) or "(none)"
         raise RepoNotAllowed(
-            f"local repository {url} is outside the directories this server allows ({allowed}); "
-            "set KARGO_FILE_REPO_ROOTS to allow it"
+            f"local repository {url} is outside the directories this server allows "
+            "(an operator can allow more with KARGO_FILE_REPO_ROOTS)"
         )
 
 

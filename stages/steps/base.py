@@ -144,10 +144,11 @@ def run_command(
     timeout: float = 120,
     check: bool = True,
     input: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess:
     """Run a program (argument list, never a shell) inside the work dir."""
     try:
-        proc = runner.run(args, cwd=ctx.path(cwd), timeout=timeout, input=input)
+        proc = runner.run(args, cwd=ctx.path(cwd), timeout=timeout, input=input, env=env)
     except runner.CommandError as exc:
         raise StepError(str(exc)) from None
     if check and proc.returncode != 0:
@@ -163,9 +164,12 @@ def git(
     timeout: float = 120,
     check: bool = True,
     input: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> str:
     """Run git and return its stripped stdout."""
-    proc = run_command(ctx, ["git", *args], cwd=cwd, timeout=timeout, check=check, input=input)
+    proc = run_command(
+        ctx, ["git", *args], cwd=cwd, timeout=timeout, check=check, input=input, env=env
+    )
     return proc.stdout.strip()
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 from pydantic import Field, field_validator, model_validator
 
 from kargo.redaction import redact
+from kargo.remotes import parse_remote
+from projects.repos import RepoNotAllowed, check_repo_url
 
 from .base import (
     Step,
@@ -125,7 +127,7 @@ class GitClone(Step):
             if checkout.sparse:
                 git(ctx, target, "sparse-checkout", "set", "--cone", "--", *checkout.sparse)
             if config.recurse_submodules:
-                git(ctx, target, "submodule", "update", "--init", "--recursive", timeout=600)
+                update_submodules(ctx, target)
             commits[checkout.as_ or checkout.path] = git(ctx, target, "rev-parse", "HEAD")
         return StepResult(outputs={"commits": commits})
 
@@ -185,6 +187,36 @@ class GitClone(Step):
         sha = git(ctx, repo, "commit-tree", empty_tree, "-m", "Initial commit")
         git(ctx, repo, "update-ref", f"refs/heads/{branch}", sha)
         git(ctx, repo, "push", "origin", f"refs/heads/{branch}:refs/heads/{branch}", timeout=300)
+
+
+def update_submodules(ctx: StepContext, tree: Path) -> None:
+    """`git submodule update --init --recursive`, one level at a time, so that every submodule
+    URL (as git resolves it, relative ones included) passes the repository policy before git
+    fetches anything, and git may use only the transports of the URLs that passed."""
+    pending = [tree]
+    while pending:
+        top = ctx.path(pending.pop())
+        if not (top / ".gitmodules").is_file():
+            continue
+        # `init` fetches nothing: it copies each submodule's resolved URL into the config.
+        git(ctx, top, "submodule", "init")
+        listed = git(ctx, top, "config", "--get-regexp", r"^submodule\..*\.url$", check=False)
+        transports = set()
+        for line in listed.splitlines():
+            key, _, url = line.partition(" ")
+            name = key.removeprefix("submodule.").removesuffix(".url")
+            try:
+                check_repo_url(url)
+            except RepoNotAllowed as exc:
+                raise StepError(f"submodule {name}: {exc}") from None
+            transports.add(parse_remote(url).scheme)
+        # GIT_ALLOW_PROTOCOL replaces git's own protocol.*.allow rules: name exactly these.
+        allowed = ":".join(sorted(transports)) or "https"
+        git(ctx, top, "submodule", "update", timeout=600, env={"GIT_ALLOW_PROTOCOL": allowed})
+        paths = git(
+            ctx, top, "config", "-f", ".gitmodules", "--get-regexp", r"\.path$", check=False
+        )
+        pending += [top / line.partition(" ")[2] for line in paths.splitlines()]
 
 
 def _origin_url(ctx: StepContext, repo: Path) -> str:

@@ -12,8 +12,10 @@ lower-cased.
 Containment: Kargo runs kustomize on a filesystem chrooted to the work dir. We
 run the kubectl binary instead, so (1) kustomize keeps its default
 LoadRestrictionsRootOnly (files such as patches must live under their
-kustomization's directory) and (2) before building, every local
-resources/components/bases entry is followed and must stay inside the work dir.
+kustomization's directory), (2) before building, every local entry is followed
+and must stay inside the work dir, no link below a kustomization may leave it,
+and every remote entry passes the repository and egress policy, and (3) git,
+when kustomize runs it, may use only the transports of entries that passed.
 """
 
 from __future__ import annotations
@@ -26,14 +28,13 @@ from typing import Literal
 import yaml
 from pydantic import Field
 
+from kargo.remotes import kustomize_remote, parse_remote
 from kargo.runner import tail
+from projects.repos import RepoNotAllowed, check_repo_url
 
 from .base import Step, StepContext, StepError, StepModel, StepResult, register, run_command
 from .kustomize_set_image import KUSTOMIZATION_FILES
 
-_REMOTE = re.compile(
-    r"^(?:[a-z][a-z0-9+.-]*://|git@|github\.com/|gitlab\.com/|bitbucket\.org/)", re.I
-)
 _KLOG_ERR = re.compile(r'err="((?:[^"\\]|\\.)*)"')
 
 
@@ -53,36 +54,59 @@ class KustomizeBuildConfig(StepModel):
     plugin: Plugin | None = None
 
 
-def check_local_references(
-    ctx: StepContext, directory: Path, seen: set[Path] | None = None
-) -> None:
-    """Refuse kustomizations whose local resources/components/bases point
-    outside the work dir (kustomize itself would happily follow them)."""
+# Kustomization fields whose entries kustomize loads as files, directories or remote targets.
+LOADED_FIELDS = ("resources", "components", "bases", "generators", "transformers", "validators")
+
+
+def check_references(ctx: StepContext, directory: Path, seen: set[Path] | None = None) -> set[str]:
+    """Vet what kustomize will load before it runs, and return the git transports it may use.
+
+    Local entries must stay inside the work dir (kustomize would follow them anywhere), and no
+    link below a kustomization may lead out. Remote entries pass the same repository and egress
+    policy as every other fetch: a `file://` repository only under the allowed roots, a host
+    only where the egress policy allows."""
     seen = set() if seen is None else seen
+    transports: set[str] = set()
     if directory in seen:
-        return
+        return transports
     seen.add(directory)
     files = [directory / n for n in KUSTOMIZATION_FILES if (directory / n).is_file()]
     if not files:
-        return  # kustomize reports the missing file itself
+        return transports  # kustomize reports the missing file itself
     # kustomize reads every file below a kustomization itself: no link there may lead out.
     ctx.check_links(directory)
     try:
         document = yaml.safe_load(ctx.read_text(files[0])) or {}
     except (yaml.YAMLError, UnicodeDecodeError):
-        return  # kustomize reports the parse error itself, in its own words
+        return transports  # kustomize reports the parse error itself, in its own words
     if not isinstance(document, dict):
-        return
-    for field in ("resources", "components", "bases"):
+        return transports
+    for field in LOADED_FIELDS:
         entries = document.get(field) or []
         if not isinstance(entries, list):
             continue
         for entry in entries:
-            if not isinstance(entry, str) or _REMOTE.match(entry):
+            if not isinstance(entry, str) or "\n" in entry:
+                continue  # inline generator/transformer configs are not loaded from anywhere
+            url = kustomize_remote(entry)
+            if url is not None:
+                transports.add(check_remote(url, f"{field} entry {entry!r}"))
                 continue
             target = ctx.path(directory / entry)  # raises if it escapes
             if target.is_dir():
-                check_local_references(ctx, target, seen)
+                transports |= check_references(ctx, target, seen)
+    for chart in document.get("helmCharts") or []:
+        if isinstance(chart, dict) and isinstance(chart.get("repo"), str):
+            check_remote(chart["repo"], f"helmCharts repo {chart['repo']!r}")
+    return transports
+
+
+def check_remote(url: str, what: str) -> str:
+    try:
+        check_repo_url(url)
+    except RepoNotAllowed as exc:
+        raise StepError(f"{what}: {exc}") from None
+    return parse_remote(url).scheme
 
 
 def kustomize_error(stderr: str, work_dir: Path) -> str:
@@ -150,7 +174,7 @@ class KustomizeBuild(Step):
         out_path = ctx.path(config.out_path)
         if not source.is_dir():
             raise StepError(f"{config.path}: no such directory")
-        check_local_references(ctx, source)
+        transports = check_references(ctx, source)
 
         args = ["kubectl", "kustomize", str(source), "--enable-helm"]
         helm = config.plugin.helm if config.plugin else None
@@ -158,7 +182,16 @@ class KustomizeBuild(Step):
             args += [f"--helm-api-versions={v}" for v in helm.api_versions]
         if helm and helm.kube_version:
             args.append(f"--helm-kube-version={helm.kube_version}")
-        proc = run_command(ctx, args, cwd=source, timeout=self.timeout, check=False)
+        # kustomize clones remote bases with git: only the transports of entries that passed.
+        allowed = ":".join(sorted(transports & {"file", "git", "http", "https", "ssh"})) or "https"
+        proc = run_command(
+            ctx,
+            args,
+            cwd=source,
+            timeout=self.timeout,
+            check=False,
+            env={"GIT_ALLOW_PROTOCOL": allowed},
+        )
         if proc.returncode != 0:
             detail = kustomize_error(proc.stderr, ctx.path("."))
             raise StepError(f"kustomize build of {config.path} failed: {detail}")
