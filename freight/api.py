@@ -1,11 +1,11 @@
-"""JSON API for Warehouses and Freight (see stages.api for the rest; same rules)."""
+"""JSON API for Warehouses and Freight (see stages.api for the rest; same rules and the same
+authentication, session or API token)."""
 
 from django.http import JsonResponse
 from django.views.decorators.http import require_GET, require_POST
 
-from projects.access import actor_of, get_project_for_user
+from projects.access import Needs, actor_of, get_project_for_request
 from projects.export import to_manifest
-from projects.models import Role
 from projects.queries import get_or_404
 from projects.web import api_view
 
@@ -16,7 +16,7 @@ from .models import Freight, Warehouse
 @require_GET
 @api_view
 def list_freight(request, project):
-    project, _ = get_project_for_user(request.user, project)
+    project, _ = get_project_for_request(request, project)
     limit = min(int(request.GET.get("limit", "100")), 1000)
     freight = Freight.objects.filter(project=project).select_related("project")[:limit]
     return JsonResponse({"items": [to_manifest("Freight", f) for f in freight]})
@@ -25,7 +25,7 @@ def list_freight(request, project):
 @require_POST
 @api_view
 def refresh_warehouse(request, project, warehouse):
-    project, _ = get_project_for_user(request.user, project, Role.PROMOTER)
+    project, _ = get_project_for_request(request, project, Needs.REFRESH)
     obj = get_or_404(
         Warehouse.objects.select_related("project"), "warehouse", project=project, name=warehouse
     )

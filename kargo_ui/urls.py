@@ -1,13 +1,30 @@
-"""The project's URLs: each app brings its own; only the login pages and the admin live here."""
+"""The project's URLs: each app brings its own; here live the login pages, the admin and the API
+for manifests and tokens (kargo_ui.api), which spans the apps."""
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from stages import api as stages_api
+
+from . import api
+
+API = "api/v1/projects/<str:project>"
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("login/", auth_views.LoginView.as_view(template_name="login.html"), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path(f"{API}/manifests", api.apply, name="api-apply"),
+    path(f"{API}/manifests/<str:kind>", api.list_resources, name="api-resources"),
+    path(f"{API}/manifests/<str:kind>/<str:name>", api.resource, name="api-resource"),
+    path(f"{API}/tokens", api.tokens, name="api-tokens"),
+    path(f"{API}/tokens/<str:name>", api.token, name="api-token"),
+    path(
+        f"{API}/stages/<str:stage>/verification/abort",
+        stages_api.abort_verification,
+        name="api-abort-verification",
+    ),
     path("", include("projects.urls")),
     path("", include("freight.urls")),
     path("", include("stages.urls")),

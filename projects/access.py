@@ -48,8 +48,32 @@ def has_role(role: str | None, needed: str) -> bool:
     return role is not None and ROLE_RANK[role] >= ROLE_RANK[needed]
 
 
+class Needs:
+    """The role each action needs, after the rules of Kargo's project roles
+    (pkg/controller/management/projects): a viewer gets, lists and watches; a promoter also holds
+    `promote` on Stages, `create` on Promotions and `patch` on freights/status (approval); only an
+    admin holds `patch` on Stages and Promotions, which is what reverify, abort verification and
+    abort promotion are, and `*` on everything else (apply, delete, API tokens).
+
+    Refresh is held at promoter: Kargo's current server asks only `get` for it, but here a
+    refresh starts git discovery on the server, which is more than a viewer's look."""
+
+    READ = Role.VIEWER
+    PROMOTE = Role.PROMOTER
+    APPROVE = Role.PROMOTER
+    REFRESH = Role.PROMOTER
+    REVERIFY = Role.ADMIN
+    ABORT_VERIFICATION = Role.ADMIN
+    ABORT_PROMOTION = Role.ADMIN
+    MANAGE = Role.ADMIN
+
+
 def can_promote(role: str | None) -> bool:
-    return has_role(role, Role.PROMOTER)
+    return has_role(role, Needs.PROMOTE)
+
+
+def can_abort(role: str | None) -> bool:
+    return has_role(role, Needs.ABORT_PROMOTION)
 
 
 def get_project_for_user(user, name: str, needed: str = Role.VIEWER) -> tuple[Project, str]:
@@ -64,6 +88,25 @@ def get_project_for_user(user, name: str, needed: str = Role.VIEWER) -> tuple[Pr
     return project, role
 
 
+def get_project_for_request(
+    request: HttpRequest, name: str, needed: str = Role.VIEWER
+) -> tuple[Project, str]:
+    """get_project_for_user for the JSON API, where the caller is a session user or an API token
+    (projects.web.api_view sets `request.api_token`). A token acts with its own role and only in
+    its own project: elsewhere it gets the outsider's 404."""
+    token = getattr(request, "api_token", None)
+    if token is None:
+        return get_project_for_user(request.user, name, needed)
+    if token.project.name != name:
+        raise Http404("No such project")
+    if not has_role(token.role, needed):
+        raise PermissionDenied(
+            f"This needs the {needed} role in project {name}; "
+            f"token {token.name!r} has the {token.role} role"
+        )
+    return token.project, token.role
+
+
 def projects_for_user(user):
     qs = Project.objects.all()
     if user.is_superuser:
@@ -72,6 +115,9 @@ def projects_for_user(user):
 
 
 def actor_of(request: HttpRequest) -> str:
-    """Kargo's actor string for a person."""
+    """Kargo's actor string for a person, or for the API token a request came with."""
+    token = getattr(request, "api_token", None)
+    if token is not None:
+        return f"token:{token.name}"
     user = request.user
     return f"email:{user.email}" if user.email else f"user:{user.get_username()}"

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Event, Membership, Project
+from .models import ApiToken, Event, Membership, Project
 
 
 @admin.register(Project)
@@ -16,6 +16,20 @@ class MembershipAdmin(admin.ModelAdmin):
     list_display = ["project", "user", "role"]
     list_filter = ["role", "project"]
     autocomplete_fields = ["user"]
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Tokens are listed and revoked (deleted) here; they are created with `manage.py kargo
+    create token`, which shows the secret once. Only the secret's digest is stored."""
+
+    list_display = ["name", "project", "role", "created_at", "expires_at", "last_used_at"]
+    list_filter = ["role", "project"]
+    exclude = ["key_id", "digest"]
+    readonly_fields = ["project", "name", "role", "created_by", "expires_at", "last_used_at"]
+
+    def has_add_permission(self, request):
+        return False
 
 
 @admin.register(Event)

@@ -124,3 +124,30 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.reason}: {self.message}"
+
+
+class ApiToken(models.Model):
+    """A bearer token for the JSON API, bound to one project and one role (Kargo's API tokens
+    are ServiceAccount tokens of a project role). Only a digest of the secret is stored: the
+    token is shown once, when it is created. Deleting the row revokes it."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=63)
+    role = models.CharField(max_length=16, choices=Role.choices)
+    # The public half of the token, to find the row without comparing secrets in SQL.
+    key_id = models.CharField(max_length=16, unique=True)
+    # SHA-256 (hex) of the secret half; compared in constant time (projects.tokens).
+    digest = models.CharField(max_length=64)
+    created_by = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="one_token_name_per_project")
+        ]
+
+    def __str__(self) -> str:
+        return f"token {self.name} ({self.role}) in {self.project}"

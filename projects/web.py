@@ -1,14 +1,19 @@
 """What every app's views and JSON API share: the htmx partial rule, user-facing errors, the
-API's JSON error envelope."""
+API's authentication (session or bearer token) and its JSON error envelope."""
 
 import json
 from functools import wraps
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
+from django.contrib.auth.models import AnonymousUser
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.middleware.csrf import CsrfViewMiddleware
 from django.shortcuts import redirect, render
+from django.views.decorators.csrf import csrf_exempt
 from django_htmx.http import reswap
+
+from .tokens import TokenError, authenticate
 
 # The one page template; its live regions are inline partials (`project.html#flash`, ...).
 PAGE = "project.html"
@@ -30,16 +35,55 @@ def user_error(request: HttpRequest, message: str, back: str) -> HttpResponse:
     return redirect(back)
 
 
+class _CsrfCheck(CsrfViewMiddleware):
+    # Django's own check, answering with the reason instead of its HTML 403 page.
+    def _reject(self, request, reason):
+        return reason
+
+
+def csrf_failure(request: HttpRequest) -> str | None:
+    """Why the request fails Django's CSRF check, or None when it passes (safe methods do)."""
+    check = _CsrfCheck(lambda request: None)
+    check.process_request(request)
+    return check.process_view(request, None, (), {})
+
+
 def api_view(view):
-    """JSON errors, as Kargo's REST API gives them, instead of redirects and HTML pages. Every
+    """The JSON API's front door. A request authenticates with `Authorization: Bearer <token>`
+    (projects.tokens; no CSRF check, since a browser never adds that header on its own) or with
+    the session, which must then pass the CSRF check as the pages do. A token stands for itself:
+    whatever session cookie comes with it is ignored. Views find the caller's role with
+    projects.access.get_project_for_request.
+
+    Errors are JSON, as Kargo's REST API gives them, instead of redirects and HTML pages. Every
     domain error of the actions (PromotionError, FreightError, ...) is a ValueError: a 400."""
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args, **kwargs):
-        if not request.user.is_authenticated:
-            return JsonResponse({"error": "authentication required"}, status=401)
+        request.api_token = None
+        header = request.headers.get("Authorization", "")
+        if header.partition(" ")[0].lower() == "bearer":
+            try:
+                request.api_token = authenticate(header)
+            except TokenError as exc:
+                return JsonResponse(
+                    {"error": str(exc)}, status=401, headers={"WWW-Authenticate": "Bearer"}
+                )
+            request.user = AnonymousUser()
+        elif not request.user.is_authenticated:
+            # Another scheme (a proxy's Basic auth, say) is not ours: the session decides.
+            error = "send Authorization: Bearer <token>" if header else "authentication required"
+            return JsonResponse(
+                {"error": error}, status=401, headers={"WWW-Authenticate": "Bearer"}
+            )
+        else:
+            reason = csrf_failure(request)
+            if reason:
+                return JsonResponse({"error": f"CSRF check failed: {reason}"}, status=403)
         try:
             return view(request, *args, **kwargs)
+        except RequestDataTooBig:
+            return JsonResponse({"error": "request body too large"}, status=413)
         except Http404 as exc:
             return JsonResponse({"error": str(exc) or "not found"}, status=404)
         except PermissionDenied as exc:
@@ -47,12 +91,53 @@ def api_view(view):
         except ValueError as exc:
             return JsonResponse({"error": str(exc)}, status=400)
 
-    return wrapper
+    # The middleware's check would refuse token requests; the wrapper checks sessions itself.
+    return csrf_exempt(wrapper)
+
+
+# The API's bodies are a few fields ({"freight": ...}); manifests have their own endpoint.
+MAX_JSON_BYTES = 64 * 1024
+MAX_JSON_DEPTH = 32
+
+
+def json_depth(text: str, limit: int) -> int:
+    """How deeply arrays and objects nest in a JSON text, counted up to limit + 1 (so a hostile
+    body is not scanned to its end). Brackets inside strings do not count."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > limit:
+                break
+        elif ch in "]}":
+            depth -= 1
+    return deepest
 
 
 def body_of(request: HttpRequest) -> dict:
+    """The request's JSON object, bounded in size and nesting before it is parsed."""
+    raw = request.body or b"{}"
+    if len(raw) > MAX_JSON_BYTES:
+        raise RequestDataTooBig(f"request body over {MAX_JSON_BYTES} bytes")
     try:
-        data = json.loads(request.body or b"{}")
+        text = raw.decode()
+    except UnicodeDecodeError:
+        raise ValueError("request body is not valid JSON") from None
+    if json_depth(text, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+        raise ValueError(f"request body nests deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        data = json.loads(text)
     except ValueError:
         raise ValueError("request body is not valid JSON") from None
     if not isinstance(data, dict):

@@ -34,3 +34,12 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m uv pip install --quiet --python .venv/bin/python -r requirements.lock
   echo "$want" > "$stamp"
 fi
+# The `kargo-ui` console script (the remote CLI, kargo_ui/remote_cli.py): an editable install of
+# this checkout, without dependencies (the lock installed them). Redone only when pyproject.toml
+# or the checkout's place changes, or the script is missing.
+stamp=.venv/.editable.sha
+want=$( (pwd; cat pyproject.toml) | sha256sum | cut -d' ' -f1)
+if [ ! -x .venv/bin/kargo-ui ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  .venv/bin/python -m uv pip install --quiet --python .venv/bin/python --no-deps -e .
+  echo "$want" > "$stamp"
+fi

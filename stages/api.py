@@ -1,15 +1,15 @@
 """JSON API: the dashboard's actions for scripts, in the spirit of Kargo's REST `/v1beta1` routes.
-Same permission checks as the pages (projects.access); errors are `{"error": "..."}` as in Kargo.
-Authentication is the Django session (with its CSRF token for POSTs)."""
+Same permission checks as the pages (projects.access.Needs); errors are `{"error": "..."}` as in
+Kargo. Authentication is an API token or the Django session (with its CSRF token for POSTs): see
+projects.web.api_view."""
 
 from django.http import Http404, JsonResponse
 from django.views.decorators.http import require_GET, require_POST
 
 from freight.actions import do_approve
 from freight.models import Freight
-from projects.access import actor_of, get_project_for_user
+from projects.access import Needs, actor_of, get_project_for_request
 from projects.export import to_manifest
-from projects.models import Role
 from projects.queries import get_or_404
 from projects.web import api_view, body_of
 
@@ -21,7 +21,7 @@ from .queries import freight_by_key, newest_available
 @require_GET
 @api_view
 def list_stages(request, project):
-    project, _ = get_project_for_user(request.user, project)
+    project, _ = get_project_for_request(request, project)
     stages = Stage.objects.filter(project=project).select_related("project")
     return JsonResponse({"items": [to_manifest("Stage", s) for s in stages]})
 
@@ -29,7 +29,7 @@ def list_stages(request, project):
 @require_GET
 @api_view
 def get_promotion(request, project, name):
-    project, _ = get_project_for_user(request.user, project)
+    project, _ = get_project_for_request(request, project)
     promotion = get_or_404(
         Promotion.objects.select_related("project"),
         f"promotion {name!r}",
@@ -43,7 +43,7 @@ def get_promotion(request, project, name):
 @api_view
 def promote(request, project, stage):
     """Body: exactly one of {"freight": name}, {"freightAlias": alias}, {"origin": "Warehouse/<name>"}."""
-    project, _ = get_project_for_user(request.user, project, Role.PROMOTER)
+    project, _ = get_project_for_request(request, project, Needs.PROMOTE)
     stage = get_or_404(Stage.objects, f"stage {stage!r}", project=project, name=stage)
     data = body_of(request)
     given = [k for k in ("freight", "freightAlias", "origin") if data.get(k)]
@@ -71,7 +71,7 @@ def promote(request, project, stage):
 @require_POST
 @api_view
 def approve(request, project, freight):
-    project, _ = get_project_for_user(request.user, project, Role.PROMOTER)
+    project, _ = get_project_for_request(request, project, Needs.APPROVE)
     obj = freight_by_key(project, freight)
     if obj is None:
         raise Http404(f"freight {freight!r} not found")
@@ -83,24 +83,36 @@ def approve(request, project, freight):
 @require_POST
 @api_view
 def refresh_stage(request, project, stage):
-    project, _ = get_project_for_user(request.user, project, Role.PROMOTER)
+    project, _ = get_project_for_request(request, project, Needs.REFRESH)
     obj = get_or_404(Stage.objects.select_related("project"), "stage", project=project, name=stage)
     actions.do_refresh_stage(obj, actor_of(request))
-    return JsonResponse({"refreshRequested": f"Stage/{obj.name}"}, status=202)
+    obj.refresh_from_db(fields=["annotations"])
+    # Done when status.lastHandledRefresh equals this token (what `kargo refresh --wait` waits for).
+    token = obj.annotations.get("kargo.akuity.io/refresh", "")
+    return JsonResponse({"refreshRequested": f"Stage/{obj.name}", "token": token}, status=202)
 
 
 @require_POST
 @api_view
 def reverify(request, project, stage):
-    project, _ = get_project_for_user(request.user, project, Role.PROMOTER)
+    project, _ = get_project_for_request(request, project, Needs.REVERIFY)
     obj = get_or_404(Stage.objects.select_related("project"), "stage", project=project, name=stage)
     return JsonResponse(actions.do_reverify(obj, actor_of(request)))
 
 
 @require_POST
 @api_view
+def abort_verification(request, project, stage):
+    project, _ = get_project_for_request(request, project, Needs.ABORT_VERIFICATION)
+    obj = get_or_404(Stage.objects.select_related("project"), "stage", project=project, name=stage)
+    actions.do_abort_verification(obj, actor_of(request))
+    return JsonResponse({"verificationAborted": f"Stage/{obj.name}"})
+
+
+@require_POST
+@api_view
 def abort(request, project, name):
-    project, _ = get_project_for_user(request.user, project, Role.PROMOTER)
+    project, _ = get_project_for_request(request, project, Needs.ABORT_PROMOTION)
     promotion = get_or_404(
         Promotion.objects.select_related("project"), "promotion", project=project, name=name
     )

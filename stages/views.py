@@ -10,8 +10,7 @@ from django_htmx.http import push_url
 
 from freight.actions import do_approve
 from freight.models import Freight
-from projects.access import actor_of, get_project_for_user
-from projects.models import Role
+from projects.access import Needs, actor_of, get_project_for_user
 from projects.queries import get_or_404
 from projects.web import PAGE, htmx_partial, user_error
 
@@ -92,7 +91,7 @@ def promotion_page(request: HttpRequest, name: str, promotion: str) -> HttpRespo
 @login_required
 @require_POST
 def promote(request: HttpRequest, name: str, stage: str) -> HttpResponse:
-    project, role = get_project_for_user(request.user, name, Role.PROMOTER)
+    project, role = get_project_for_user(request.user, name, Needs.PROMOTE)
     obj = get_or_404(Stage.objects, f"stage {stage!r}", project=project, name=stage)
     back = reverse("stage", args=[project.name, obj.name])
     freight = Freight.objects.filter(project=project, name=request.POST.get("freight", "")).first()
@@ -113,7 +112,7 @@ def promote(request: HttpRequest, name: str, stage: str) -> HttpResponse:
 @login_required
 @require_POST
 def approve(request: HttpRequest, name: str, freight: str) -> HttpResponse:
-    project, role = get_project_for_user(request.user, name, Role.PROMOTER)
+    project, role = get_project_for_user(request.user, name, Needs.APPROVE)
     obj = get_or_404(Freight.objects, f"freight {freight!r}", project=project, name=freight)
     back = reverse("freight", args=[project.name, obj.name])
     stage = Stage.objects.filter(project=project, name=request.POST.get("stage", "")).first()
@@ -133,7 +132,7 @@ def approve(request: HttpRequest, name: str, freight: str) -> HttpResponse:
 @login_required
 @require_POST
 def abort(request: HttpRequest, name: str, promotion: str) -> HttpResponse:
-    project, role = get_project_for_user(request.user, name, Role.PROMOTER)
+    project, role = get_project_for_user(request.user, name, Needs.ABORT_PROMOTION)
     obj = get_or_404(
         Promotion.objects.select_related("stage"),
         f"promotion {promotion!r}",
@@ -158,7 +157,7 @@ def abort(request: HttpRequest, name: str, promotion: str) -> HttpResponse:
 @login_required
 @require_POST
 def refresh_stage(request: HttpRequest, name: str, stage: str) -> HttpResponse:
-    project, role = get_project_for_user(request.user, name, Role.PROMOTER)
+    project, role = get_project_for_user(request.user, name, Needs.REFRESH)
     obj = get_or_404(Stage.objects, f"stage {stage!r}", project=project, name=stage)
     actions.do_refresh_stage(obj, actor_of(request))
     if htmx_partial(request):

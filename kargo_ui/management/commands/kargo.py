@@ -1,5 +1,7 @@
 """`manage.py kargo ...`: Kargo's CLI verbs against this server's database, with operator rights.
-Every change records who acted (--actor, default the OS user)."""
+Every change records who acted (--actor, default the OS user). `kargo-ui` (kargo_ui.remote_cli)
+runs the same verbs against a server's JSON API with an API token, which kargo_ui.api answers
+with the helpers below (find_resource, delete_resource, table, token_table)."""
 
 import getpass
 import json
@@ -12,20 +14,28 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Q
 
-from freight.actions import FreightError, delete_guard, do_approve, do_request_refresh
+from freight.actions import delete_guard, do_approve, do_request_refresh
 from freight.models import Freight, Warehouse
 from kargo.specs import KINDS
 from kargo_ui import manifests
 from projects.actions import do_set_membership, record_event
-from projects.models import Membership, Project
+from projects.models import ApiToken, Membership, Project, Role
+from projects.tokens import (
+    DEFAULT_LIFETIME,
+    do_create_token,
+    do_delete_token,
+    parse_expiry,
+    token_info,
+)
 from stages.actions import (
+    do_abort,
     do_abort_verification,
     do_delete_stage,
     do_promote,
     do_refresh_stage,
     do_reverify,
 )
-from stages.models import Stage
+from stages.models import Promotion, Stage
 from stages.queries import current_freight_names, newest_available
 
 
@@ -37,7 +47,7 @@ def default_actor() -> str:
 
 
 class Command(BaseCommand):
-    help = "Kargo CLI verbs: apply, get, delete, promote, approve, refresh, verify"
+    help = "Kargo CLI verbs: apply, get, delete, promote, approve, refresh, verify, create token"
 
     def add_arguments(self, parser):
         parser.add_argument(
@@ -53,21 +63,32 @@ class Command(BaseCommand):
             "--project", default="", help="project for documents without metadata.namespace"
         )
 
-        p = sub.add_parser("get", help="export resources in Kargo's shape")
+        p = sub.add_parser("get", help="export resources in Kargo's shape (or: get tokens)")
         p.add_argument("kind")
         p.add_argument("name", nargs="?")
         p.add_argument("--project", default="")
         p.add_argument("-o", "--output", choices=["yaml", "json", "table"], default="table")
 
-        p = sub.add_parser("delete", help="delete a resource")
+        p = sub.add_parser("delete", help="delete a resource (or: delete token NAME)")
         p.add_argument("kind")
         p.add_argument("name")
         p.add_argument("--project", default="")
 
-        p = sub.add_parser("promote", help="promote Freight to a Stage")
+        p = sub.add_parser("create", help="create an API token for a project role")
+        p.add_argument("kind", choices=["token"])
+        p.add_argument("name")
         p.add_argument("--project", required=True)
-        p.add_argument("--stage", required=True)
-        g = p.add_mutually_exclusive_group(required=True)
+        p.add_argument("--role", required=True, choices=Role.values)
+        p.add_argument(
+            "--expires",
+            default=f"{DEFAULT_LIFETIME.days}d",
+            help="lifetime: 30d, 12h or 90m (default %(default)s)",
+        )
+
+        p = sub.add_parser("promote", help="promote Freight to a Stage, or abort a promotion")
+        p.add_argument("--project", required=True)
+        p.add_argument("--stage")
+        g = p.add_mutually_exclusive_group()
         g.add_argument("--freight")
         g.add_argument("--freight-alias")
         g.add_argument(
@@ -80,6 +101,10 @@ class Command(BaseCommand):
             help="wait for the promotion to finish; exit 0 only if it Succeeded",
         )
         p.add_argument("--timeout", type=float, default=600.0)
+        p.add_argument(
+            "--abort", action="store_true", help="abort the promotion named by --name instead"
+        )
+        p.add_argument("--name", help="with --abort: the promotion to abort")
 
         p = sub.add_parser("approve", help="approve Freight for a Stage")
         p.add_argument("--project", required=True)
@@ -141,6 +166,8 @@ class Command(BaseCommand):
             self.stdout.write(line)
 
     def do_get(self, opts):
+        if opts["kind"] in TOKEN_KINDS:
+            return self.get_tokens(opts)
         kind = manifests.kind_named(opts["kind"])
         docs = manifests.export(kind, opts["project"] or None, opts["name"])
         if opts["name"] and not docs:
@@ -156,30 +183,65 @@ class Command(BaseCommand):
             self.stdout.write(table(kind, docs))
 
     def do_delete(self, opts):
-
+        if opts["kind"] in TOKEN_KINDS:
+            token = project_token(opts["project"], opts["name"])
+            do_delete_token(token, opts["actor"])
+            self.stdout.write(f"token/{token.name} deleted")
+            return
         kind = manifests.kind_named(opts["kind"])
-        qs = manifests.MODELS[kind].objects.filter(name=opts["name"])
-        if not KINDS[kind].cluster_scoped:
-            if not opts["project"]:
-                raise CommandError("--project is required for " + kind)
-            qs = qs.filter(project__name=opts["project"])
-        obj = qs.first()
+        if not KINDS[kind].cluster_scoped and not opts["project"]:
+            raise CommandError("--project is required for " + kind)
+        obj = find_resource(kind, opts["name"], opts["project"])
         if obj is None:
             raise CommandError(f'{kind} "{opts["name"]}" not found')
-        if kind == "Freight":
-            try:
-                delete_guard(obj)
-            except FreightError as exc:
-                raise CommandError(str(exc)) from None
-        if kind == "Stage":
-            do_delete_stage(obj, opts["actor"])
+        self.stdout.write(delete_resource(kind, obj, opts["actor"]))
+
+    # -------------------------------------------------------------- API tokens
+
+    def do_create(self, opts):
+        project = Project.objects.filter(name=opts["project"]).first()
+        if project is None:
+            raise CommandError(f"project {opts['project']!r} not found")
+        token, secret = do_create_token(
+            project, opts["name"], opts["role"], opts["actor"], parse_expiry(opts["expires"])
+        )
+        info = token_info(token)
+        # The secret alone on stdout (TOKEN=$(manage.py kargo create token ...)); it is shown
+        # only now: the server keeps a digest of it.
+        self.stderr.write(
+            f"token/{token.name} created: role {token.role} in project/{project.name}, "
+            f"expires {info['expiresAt']}. Keep it now: it is not shown again."
+        )
+        self.stdout.write(secret)
+
+    def get_tokens(self, opts):
+        if not opts["project"]:
+            raise CommandError("--project is required for tokens")
+        if not Project.objects.filter(name=opts["project"]).exists():
+            raise CommandError(f"project {opts['project']!r} not found")
+        tokens = ApiToken.objects.filter(project__name=opts["project"])
+        if opts["name"]:
+            tokens = tokens.filter(name=opts["name"])
+            if not tokens:
+                raise CommandError(f'token "{opts["name"]}" not found')
+        infos = [token_info(t) for t in tokens]
+        if opts["output"] == "yaml":
+            self.stdout.write(manifests.dump_yaml(infos), ending="")
+        elif opts["output"] == "json":
+            self.stdout.write(json.dumps(infos[0] if opts["name"] else {"items": infos}, indent=2))
         else:
-            obj.delete()
-        self.stdout.write(f"{kind.lower()}/{opts['name']} deleted")
+            self.stdout.write(token_table(infos))
 
     # -------------------------------------------------------------- promotions
 
     def do_promote(self, opts):
+        if opts["abort"]:
+            return self.abort_promotion(opts)
+        if not opts["stage"] or not any(opts[k] for k in ("freight", "freight_alias", "warehouse")):
+            raise CommandError(
+                "promote needs --stage and one of --freight, --freight-alias or --warehouse "
+                "(or --abort --name PROMOTION)"
+            )
         stage = (
             Stage.objects.select_related("project")
             .filter(project__name=opts["project"], name=opts["stage"])
@@ -205,6 +267,19 @@ class Command(BaseCommand):
             self.stdout.write(f"{promotion.phase}: {promotion.message}")
             if promotion.phase != "Succeeded":
                 sys.exit(1)
+
+    def abort_promotion(self, opts):
+        if not opts["name"]:
+            raise CommandError("--abort needs --name PROMOTION")
+        promotion = Promotion.objects.filter(
+            project__name=opts["project"], name=opts["name"]
+        ).first()
+        if promotion is None:
+            raise CommandError(
+                f"Promotion {opts['name']!r} not found in project {opts['project']!r}"
+            )
+        do_abort(promotion, opts["actor"])
+        self.stdout.write(f"promotion/{promotion.name} abort requested")
 
     def do_approve(self, opts):
 
@@ -288,6 +363,38 @@ class Command(BaseCommand):
             self.stdout.write(f"stage/{stage.name} verification {info['phase']}")
 
 
+TOKEN_KINDS = ("token", "tokens")
+
+
+def project_token(project: str, name: str) -> ApiToken:
+    if not project:
+        raise CommandError("--project is required for tokens")
+    token = ApiToken.objects.filter(project__name=project, name=name).first()
+    if token is None:
+        raise CommandError(f"token {name!r} not found in project {project!r}")
+    return token
+
+
+def find_resource(kind: str, name: str, project: str):
+    """The stored object of `kind` named `name` (in `project` for a namespaced kind), or None."""
+    qs = manifests.MODELS[kind].objects.filter(name=name)
+    if not KINDS[kind].cluster_scoped:
+        qs = qs.filter(project__name=project)
+    return qs.first()
+
+
+def delete_resource(kind: str, obj, actor: str) -> str:
+    """Delete as Kargo would: Freight in use is refused (a FreightError), a Stage leaves no
+    Freight pointing at it. Returns the line the CLI prints."""
+    if kind == "Freight":
+        delete_guard(obj)
+    if kind == "Stage":
+        do_delete_stage(obj, actor)
+    else:
+        obj.delete()
+    return f"{kind.lower()}/{obj.name} deleted"
+
+
 def refreshed(obj):
     return type(obj).objects.get(id=obj.id)
 
@@ -344,6 +451,21 @@ def table(kind: str, docs: list[dict]) -> str:
         rows.append(row)
     if not rows:
         return f"No {kind} resources found."
+    return columns(rows)
+
+
+def token_table(infos: list[dict]) -> str:
+    """`get tokens`: name, role and dates; never the secret."""
+    if not infos:
+        return "No tokens found."
+    rows = [["NAME", "ROLE", "CREATED", "EXPIRES", "LAST USED"]]
+    for t in infos:
+        expires = t["expiresAt"] + (" (expired)" if t["expired"] else "")
+        rows.append([t["name"], t["role"], t["createdAt"], expires, t["lastUsedAt"] or "never"])
+    return columns(rows)
+
+
+def columns(rows: list[list]) -> str:
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     return "\n".join(
         "   ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=False)).rstrip() for r in rows
