@@ -8,7 +8,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from freight.models import Freight
-from projects.access import can_promote
+from projects.access import can_abort, can_promote
 from projects.models import Event, Project
 from projects.web import PAGE
 
@@ -115,6 +115,7 @@ def promotion_context(promotion: Promotion, role: str) -> dict:
         "promotion_steps": rows,
         "promotion_done": done,
         "can_promote": can_promote(role),
+        "can_abort": can_abort(role),
     }
 
 
