@@ -109,8 +109,18 @@ class Membership(models.Model):
         return f"{self.user} is {self.role} in {self.project}"
 
 
+class Surface(models.TextChoices):
+    # Where a change came from (projects.audit sets it for the request, command or task).
+    BROWSER = "browser", "Browser"
+    API = "api", "API"
+    CLI = "cli", "CLI"
+    CONTROLLER = "controller", "Controller"
+    WEBHOOK = "webhook", "Webhook"
+
+
 class Event(models.Model):
-    """Audit trail: who did what, in Kargo's event vocabulary (PromotionCreated, FreightApproved, ...)."""
+    """Audit trail: who did what, in Kargo's event vocabulary (PromotionCreated, FreightApproved, ...),
+    from which surface and address, and the changed fields before and after where that applies."""
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="events", null=True)
     reason = models.CharField(max_length=64)
@@ -118,9 +128,23 @@ class Event(models.Model):
     message = models.TextField()
     involved = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    surface = models.CharField(max_length=16, choices=Surface.choices, default=Surface.CONTROLLER)
+    source_address = models.GenericIPAddressField(null=True, blank=True)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        # The audit page lists one project's events newest first, filtered by reason, actor or
+        # surface: each index serves one filter and the order, so a page reads 51 index entries.
+        indexes = [
+            models.Index(fields=["project", "-created_at", "-id"], name="event_project_newest"),
+            models.Index(fields=["project", "reason", "-created_at"], name="event_project_reason"),
+            models.Index(fields=["project", "actor", "-created_at"], name="event_project_actor"),
+            models.Index(
+                fields=["project", "surface", "-created_at"], name="event_project_surface"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.reason}: {self.message}"
