@@ -24,7 +24,8 @@ from kargo.specs import KINDS, KargoModel, dump, parse_document, resolve_kind, v
 from kargo.specs import SchemaError as SchemaError
 from kargo.times import parse_rfc3339
 from kargo.yamlio import YAMLSyntaxError, load_all
-from projects.actions import do_create_project
+from projects.actions import do_create_project, record_event
+from projects.audit import audit_change
 from projects.export import to_manifest
 from projects.live import broadcast_on_commit
 from projects.models import Project, ProjectConfig
@@ -240,7 +241,7 @@ def apply_one(doc: Doc, actor: str) -> str:
         if project is None:
             do_create_project(doc.name, actor, labels, annotations)
             return "created"
-        return save_resource(project, {}, labels, annotations)
+        return save_resource(project, {}, labels, annotations, actor)
     if doc.kind == "Freight":
         return apply_freight(doc, actor)
     spec = dump(model.spec)
@@ -256,20 +257,48 @@ def apply_one(doc: Doc, actor: str) -> str:
         if doc.kind == "AnalysisRun" and model.status is not None:
             obj.status = dump(model.status)
         obj.save()
+        record_event(
+            project_of(obj),
+            f"{doc.kind}Created",
+            actor,
+            f"{doc.kind} {obj.name} created",
+            f"{doc.kind}/{obj.name}",
+            after={"spec": spec, "labels": labels, "annotations": annotations},
+        )
         after_create(obj, doc.kind)
         return "created"
-    return save_resource(obj, spec, labels, annotations)
+    return save_resource(obj, spec, labels, annotations, actor)
 
 
-def save_resource(obj, spec: dict, labels: dict, annotations: dict) -> str:
-    if obj.spec == spec and obj.labels == labels and obj.annotations == annotations:
+def save_resource(obj, spec: dict, labels: dict, annotations: dict, actor: str) -> str:
+    new = {"spec": spec, "labels": labels, "annotations": annotations}
+    changed = [key for key, value in new.items() if getattr(obj, key) != value]
+    if not changed:
         return "unchanged"
+    before = {key: getattr(obj, key) for key in changed}
     if obj.spec != spec:
         obj.generation += 1
     obj.spec, obj.labels, obj.annotations = spec, labels, annotations
     obj.save(update_fields=["spec", "labels", "annotations", "generation", "updated_at"])
+    kind = type(obj).__name__
+    record_event(
+        project_of(obj),
+        f"{kind}Updated",
+        actor,
+        f"{kind} {obj.name} updated ({', '.join(changed)}), generation {obj.generation}",
+        f"{kind}/{obj.name}",
+        before=before,
+        after={key: new[key] for key in changed},
+    )
     broadcast(obj)
     return "configured"
+
+
+def project_of(obj) -> Project | None:
+    """The project an object's events belong to: itself, its own, or none (cluster-scoped)."""
+    if isinstance(obj, Project):
+        return obj
+    return getattr(obj, "project", None)
 
 
 def broadcast(obj) -> None:
@@ -313,7 +342,8 @@ def apply_freight(doc: Doc, actor: str) -> str:
             )
             return "created"
         if alias and alias != existing.alias:
-            do_update_alias(existing, alias, actor)
+            with audit_change(before={"alias": existing.alias}, after={"alias": alias}):
+                do_update_alias(existing, alias, actor)
             return "configured"
     except FreightError as exc:
         raise ManifestError([f"alias: {exc}"]) from None

@@ -4,15 +4,37 @@ from django.utils import timezone
 
 from kargo.conditions import condition
 
+from . import audit
 from .live import broadcast_on_commit
 from .models import Event, Membership, Project, Role
 
 
 def record_event(
-    project: Project | None, reason: str, actor: str, message: str, involved: str = ""
+    project: Project | None,
+    reason: str,
+    actor: str,
+    message: str,
+    involved: str = "",
+    *,
+    before=None,
+    after=None,
 ) -> Event:
+    """The audit record of a change. Its surface and source address come from the audit context
+    of the request, command or task (projects.audit); `before`/`after` hold the changed fields,
+    given here or by an enclosing `audit.audit_change`. Credentials in them are masked."""
+    ctx = audit.current()
+    if before is None and after is None:
+        before, after = ctx.before, ctx.after
     return Event.objects.create(
-        project=project, reason=reason, actor=actor, message=message, involved=involved
+        project=project,
+        reason=reason,
+        actor=actor or ctx.actor,
+        message=message,
+        involved=involved,
+        surface=ctx.surface,
+        source_address=ctx.address,
+        before=audit.redacted(before),
+        after=audit.redacted(after),
     )
 
 

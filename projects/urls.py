@@ -5,4 +5,5 @@ from . import views
 urlpatterns = [
     path("", views.projects, name="projects"),
     path("healthz", views.healthz, name="healthz"),
+    path("project/<str:name>/audit/", views.audit, name="audit"),
 ]

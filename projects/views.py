@@ -1,9 +1,21 @@
+import csv
+import json
+from collections.abc import Iterable, Iterator
+from datetime import UTC, timedelta
+
+from django import forms
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
+from django.utils import timezone
 
-from .access import projects_for_user
+from kargo.times import rfc3339_nano
+
+from .access import Needs, get_project_for_user, projects_for_user
+from .models import Event, Surface
+from .queries import AuditFilter, audit_choices, audit_events, audit_page
+from .web import htmx_partial
 
 
 @login_required
@@ -21,3 +33,157 @@ def projects(request: HttpRequest) -> HttpResponse:
 
 def healthz(request: HttpRequest) -> HttpResponse:
     return HttpResponse("ok", content_type="text/plain")
+
+
+# ---------------------------------------------------------------- audit
+
+AUDIT_PAGE_SIZE = 50
+EXPORTS = ("csv", "jsonl")
+
+
+class AuditFilterForm(forms.Form):
+    """The audit page's filters, as GET parameters. `since`/`until` take a date (the whole day)
+    or a date and time."""
+
+    reason = forms.CharField(required=False, max_length=64)
+    actor = forms.CharField(required=False, max_length=200)
+    surface = forms.ChoiceField(required=False, choices=[("", "any"), *Surface.choices])
+    since = forms.DateTimeField(required=False)
+    until = forms.DateTimeField(required=False)
+    q = forms.CharField(required=False, max_length=200)
+
+    def clean_until(self):
+        until = self.cleaned_data["until"]
+        if until is not None and len(self.data.get("until", "").strip()) == 10:
+            # A bare date means up to the end of that day.
+            until = until + timedelta(days=1) - timedelta(microseconds=1)
+        return until
+
+    def audit_filter(self) -> AuditFilter:
+        data = self.cleaned_data
+        return AuditFilter(
+            reason=data["reason"].strip(),
+            actor=data["actor"].strip(),
+            surface=data["surface"],
+            since=data["since"],
+            until=data["until"],
+            text=data["q"].strip(),
+        )
+
+
+@login_required
+def audit(request: HttpRequest, name: str) -> HttpResponse:
+    """The project's audit trail, for its admins: every recorded change, newest first, with
+    filters (reason, actor, surface, since, until, free text), keyset paging and export of the
+    filtered set (`?format=csv` or `?format=jsonl`, streamed)."""
+    project, role = get_project_for_user(request.user, name, Needs.MANAGE)
+    form = AuditFilterForm(request.GET)
+    valid = form.is_valid()
+    export = request.GET.get("format", "")
+    if export:
+        if export not in EXPORTS:
+            return HttpResponse(
+                f"format must be one of {', '.join(EXPORTS)}", status=400, content_type="text/plain"
+            )
+        if not valid:
+            return HttpResponse(form.errors.as_text(), status=400, content_type="text/plain")
+        return export_events(project.name, audit_events(project, form.audit_filter()), export)
+    events, more = [], None
+    if valid:
+        events, more = audit_page(
+            project,
+            audit_events(project, form.audit_filter()),
+            request.GET.get("before", ""),
+            AUDIT_PAGE_SIZE,
+        )
+    # The filters as they stand, without the paging cursor: for the export and paging links.
+    query = request.GET.copy()
+    query.pop("before", None)
+    query.pop("format", None)
+    ctx = {
+        "project": project,
+        "role": role,
+        "form": form,
+        "events": events,
+        "more": more,
+        "paged": bool(request.GET.get("before")),
+        "page_size": AUDIT_PAGE_SIZE,
+        "query": query.urlencode(),
+        "filtered": any(form.data.get(f) for f in form.fields),
+    }
+    if htmx_partial(request):
+        return render(request, "audit.html#audit-table", ctx)
+    ctx["reasons"] = audit_choices(project, "reason")
+    ctx["actors"] = audit_choices(project, "actor")
+    return render(request, "audit.html", ctx)
+
+
+def export_events(project: str, events, export: str) -> StreamingHttpResponse:
+    """The filtered events, streamed in batches: an export of 100,000 events never sits whole in
+    memory."""
+    rows = events.iterator(chunk_size=1000)
+    stamp = timezone.now().astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    if export == "csv":
+        body, content_type = csv_lines(rows), "text/csv; charset=utf-8"
+    else:
+        body, content_type = jsonl_lines(rows), "application/x-ndjson; charset=utf-8"
+    response = StreamingHttpResponse(body, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{project}-audit-{stamp}.{export}"'
+    return response
+
+
+EXPORT_FIELDS = (
+    "time",
+    "reason",
+    "actor",
+    "surface",
+    "sourceAddress",
+    "involved",
+    "message",
+    "before",
+    "after",
+)
+
+
+def event_record(event: Event) -> dict:
+    return {
+        "time": rfc3339_nano(event.created_at.astimezone(UTC)),
+        "reason": event.reason,
+        "actor": event.actor,
+        "surface": event.surface,
+        "sourceAddress": event.source_address,
+        "involved": event.involved,
+        "message": event.message,
+        "before": event.before,
+        "after": event.after,
+    }
+
+
+class _Line:
+    """A file-like object whose write() returns what was written, for csv.writer."""
+
+    def write(self, text: str) -> str:
+        return text
+
+
+def spreadsheet_safe(value) -> str:
+    """A CSV cell a spreadsheet will not run: text starting with =, +, -, @ or a control
+    character gets a leading apostrophe (OWASP's rule for CSV injection)."""
+    text = "" if value is None else str(value)
+    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def csv_lines(events: Iterable[Event]) -> Iterator[str]:
+    writer = csv.writer(_Line())
+    yield writer.writerow(EXPORT_FIELDS)
+    for event in events:
+        record = event_record(event)
+        for key in ("before", "after"):
+            if record[key] is not None:
+                record[key] = json.dumps(record[key], sort_keys=True)
+        yield writer.writerow([spreadsheet_safe(record[f]) for f in EXPORT_FIELDS])
+
+
+def jsonl_lines(events: Iterable[Event]) -> Iterator[str]:
+    for event in events:
+        yield json.dumps(event_record(event)) + "\n"

@@ -13,6 +13,9 @@ from django.shortcuts import redirect, render
 from django.views.decorators.csrf import csrf_exempt
 from django_htmx.http import reswap
 
+from .access import actor_of
+from .audit import audit_context, client_address
+from .models import Surface
 from .tokens import TokenError, authenticate
 
 # The one page template; its live regions are inline partials (`project.html#flash`, ...).
@@ -81,7 +84,9 @@ def api_view(view):
             if reason:
                 return JsonResponse({"error": f"CSRF check failed: {reason}"}, status=403)
         try:
-            return view(request, *args, **kwargs)
+            # The API's changes are the API's, whichever middleware saw the request first.
+            with audit_context(Surface.API, client_address(request), actor_of(request)):
+                return view(request, *args, **kwargs)
         except RequestDataTooBig:
             return JsonResponse({"error": "request body too large"}, status=413)
         except Http404 as exc:

@@ -19,7 +19,8 @@ from freight.models import Freight, Warehouse
 from kargo.specs import KINDS
 from kargo_ui import manifests
 from projects.actions import do_set_membership, record_event
-from projects.models import ApiToken, Membership, Project, Role
+from projects.audit import audit_context
+from projects.models import ApiToken, Membership, Project, Role, Surface
 from projects.tokens import (
     DEFAULT_LIFETIME,
     do_create_token,
@@ -147,7 +148,8 @@ class Command(BaseCommand):
     def handle(self, *args, **opts):
         verb = opts["verb"]
         try:
-            getattr(self, f"do_{verb}")(opts)
+            with audit_context(Surface.CLI, actor=opts["actor"]):
+                getattr(self, f"do_{verb}")(opts)
         except manifests.ManifestError as exc:
             raise CommandError("\n".join(exc.errors)) from None
         except ValueError as exc:
@@ -333,21 +335,36 @@ class Command(BaseCommand):
             password = secrets.token_urlsafe(12)
             user = User.objects.create_user(opts["user"], password=password)
             self.stdout.write(f"user/{user.username} created with password {password}")
+        old = Membership.objects.filter(project=project, user=user).values_list("role", flat=True)
+        before = {"role": old.first()}
         do_set_membership(project, user, opts["role"])
         record_event(
-            project, "RoleGranted", opts["actor"], f"{user.username} is now {opts['role']}"
+            project,
+            "RoleGranted",
+            opts["actor"],
+            f"{user.username} is now {opts['role']}",
+            f"User/{user.username}",
+            before=before,
+            after={"role": opts["role"]},
         )
         self.stdout.write(f"user/{user.username} is {opts['role']} in project/{project.name}")
 
     def do_revoke(self, opts):
 
         project = Project.objects.filter(name=opts["project"]).first()
-        deleted, _ = Membership.objects.filter(
-            project=project, user__username=opts["user"]
-        ).delete()
-        if not deleted:
+        membership = Membership.objects.filter(project=project, user__username=opts["user"]).first()
+        if membership is None:
             raise CommandError(f"user {opts['user']!r} has no role in project {opts['project']!r}")
-        record_event(project, "RoleRevoked", opts["actor"], f"{opts['user']} has no role any more")
+        membership.delete()
+        record_event(
+            project,
+            "RoleRevoked",
+            opts["actor"],
+            f"{opts['user']} has no role any more",
+            f"User/{opts['user']}",
+            before={"role": membership.role},
+            after={"role": None},
+        )
         self.stdout.write(f"user/{opts['user']} removed from project/{opts['project']}")
 
     def do_verify(self, opts):
@@ -391,7 +408,18 @@ def delete_resource(kind: str, obj, actor: str) -> str:
     if kind == "Stage":
         do_delete_stage(obj, actor)
     else:
+        # A deleted Project takes its events with it: its own deletion is recorded outside it.
+        project = None if kind == "Project" else getattr(obj, "project", None)
         obj.delete()
+        record_event(
+            project,
+            f"{kind}Deleted",
+            actor,
+            f"{kind} {obj.name} deleted",
+            f"{kind}/{obj.name}",
+            # Freight has no spec; its name is its content.
+            before={"spec": obj.spec} if hasattr(obj, "spec") else None,
+        )
     return f"{kind.lower()}/{obj.name} deleted"
 
 
