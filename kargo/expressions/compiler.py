@@ -9,10 +9,15 @@ from typing import Any
 from lark import Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
 
+from kargo.expressions.budget import Budget
 from kargo.expressions.errors import ExpressionError
 from kargo.expressions.evaluator import Evaluator
 from kargo.expressions.grammar import parser
 from kargo.expressions.values import type_name
+
+# Longer sources are refused before parsing: no Kargo expression needs more, and parsing is
+# linear but not free.
+MAX_SOURCE = 64 * 1024
 
 # Go string escapes (expr-lang strings follow Go's rules).
 _ESCAPE_RE = re.compile(r"\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|[0-7]{3}|.)", re.S)
@@ -121,9 +126,17 @@ class Expression:
         self.source = source
         self.tree = tree
 
-    def evaluate(self, env: Mapping[str, Any] | None = None) -> Any:
+    def evaluate(self, env: Mapping[str, Any] | None = None, budget: Budget | None = None) -> Any:
+        """The value of the expression in `env`, within `budget` (a fresh one by default:
+        MAX_STEPS steps and MAX_SECONDS seconds)."""
+        budget = budget if budget is not None else Budget()
         try:
-            return Evaluator(env if env is not None else {}).visit(self.tree)
+            result = Evaluator(env if env is not None else {}, budget).visit(self.tree)
+            # What the caller gets is walked again (serialised, stored, shown): a value that
+            # shares itself into billions of elements, as `reduce(1..40, [#acc, #acc], 1)`
+            # builds, is refused here rather than expanded there.
+            budget.charge_deep(result)
+            return result
         except ExpressionError as exc:
             if exc.source is None:
                 exc.source = self.source
@@ -142,6 +155,10 @@ def compile_expression(source: str) -> Expression:
         raise ExpressionError(f"expression must be a string, got {type_name(source)}")
     if not source.strip():
         raise ExpressionError("empty expression", source=source)
+    if len(source) > MAX_SOURCE:
+        raise ExpressionError(
+            f"expression is longer than {MAX_SOURCE:,} characters", source=source[:200]
+        )
     try:
         try:
             tree = _Compiler().transform(parser().parse(source))
@@ -201,6 +218,8 @@ def _syntax_error(source: str, exc: UnexpectedInput) -> ExpressionError:
     return ExpressionError(message, source=source, line=line, column=column)
 
 
-def evaluate(source: str, env: Mapping[str, Any] | None = None) -> Any:
+def evaluate(
+    source: str, env: Mapping[str, Any] | None = None, budget: Budget | None = None
+) -> Any:
     """Evaluate a plain expr-lang expression, e.g. ``result[0] >= 0.95``."""
-    return compile_expression(source).evaluate(env)
+    return compile_expression(source).evaluate(env, budget)

@@ -8,10 +8,12 @@ from typing import Any
 
 from lark import Tree
 
+from kargo.expressions.budget import CHARS_PER_STEP, Budget, weight
 from kargo.expressions.dates import DURATION_METHODS, TIME_METHODS
 from kargo.expressions.errors import ExpressionError
 from kargo.expressions.functions import BUILTINS, PREDICATE_BUILTINS, sorted_pairs, sum_numbers
 from kargo.expressions.operators import (
+    MAX_RANGE,
     PLAIN_TYPES,
     add,
     compare,
@@ -28,9 +30,31 @@ from kargo.expressions.operators import (
     subtract,
     unary_plus,
 )
-from kargo.expressions.values import short, type_name
+from kargo.expressions.values import is_int, short, type_name
 
 _MISSING = object()
+_SCALARS = frozenset({int, float, bool, type(None)})
+_ELEMENTWISE = frozenset({"==", "!=", "in", "not in"})
+
+# Builtins whose work grows with everything inside their arguments, not just their length:
+# serialising, joining, flattening and comparing element by element.
+_DEEP_BUILTINS = frozenset(
+    {"toJSON", "string", "asJSON", "asYAML", "quote", "unsafeQuote", "join", "flatten", "concat"}
+)
+
+
+def _builtin_cost(name: str, args: list[Any]) -> int:
+    """Steps a builtin will take (or the size of what it will build), known before it runs."""
+    if name == "repeat" and len(args) == 2 and isinstance(args[0], str) and is_int(args[1]):
+        return max(0, len(args[0]) * args[1]) // CHARS_PER_STEP
+    if name == "replace" and len(args) == 3 and all(isinstance(a, str) for a in args):
+        text, old, new = args
+        # replace(s, "", x) puts x between every two characters: its size is known up front.
+        found = len(text) + 1 if old == "" else text.count(old)
+        return (len(text) + found * max(0, len(new) - len(old))) // CHARS_PER_STEP
+    if name == "uniq" and args and isinstance(args[0], (list, tuple)):
+        return len(args[0]) ** 2 // 8  # every element is compared with those kept so far
+    return 0
 
 
 def _invoke(fn: Callable, args: list[Any], label: str) -> Any:
@@ -84,14 +108,19 @@ def _call_method(value: Any, name: str, args: list[Any]) -> Any:
 class Evaluator:
     """Walks a compiled tree. ``frames`` holds the current element(s) of predicates (``#``)."""
 
-    __slots__ = ("env", "frames")
+    __slots__ = ("budget", "env", "frames")
 
-    def __init__(self, env: Mapping[str, Any]):
+    def __init__(self, env: Mapping[str, Any], budget: Budget | None = None):
         self.env = env
         self.frames: list[dict[str, Any]] = []
+        self.budget = budget if budget is not None else Budget()
 
     def visit(self, node: Tree) -> Any:
         try:
+            budget = self.budget  # Budget.charge(), inlined: this runs for every node
+            budget.steps += 1
+            if budget.steps >= budget.next_check:
+                budget.check()
             return getattr(self, "_" + node.data)(node)
         except ExpressionError as exc:
             # The innermost node that failed reports the position.
@@ -178,6 +207,12 @@ class Evaluator:
         children = node.children[1:]
         for op, right_node in zip(children[::2], children[1::2], strict=True):
             right = self.visit(right_node)
+            # ==, != and in compare element by element; the others read strings through.
+            if op in _ELEMENTWISE:
+                if not (type(left) in _SCALARS and type(right) in _SCALARS):
+                    self.budget.charge_deep(left, right)
+            elif isinstance(left, str) or isinstance(right, str):
+                self.budget.charge_shallow(left, right)
             if not compare(op, left, right):
                 return False
             left = right
@@ -185,10 +220,17 @@ class Evaluator:
 
     def _binary(self, node: Tree, fn: Callable[[Any, Any], Any]) -> Any:
         left, right = node.children
-        return fn(self.visit(left), self.visit(right))
+        a, b = self.visit(left), self.visit(right)
+        # What an operator reads (and, for + on strings and lists, builds) is its operands.
+        self.budget.charge_shallow(a, b)
+        return fn(a, b)
 
     def _range_op(self, node: Tree) -> list[int]:
-        return self._binary(node, int_range)
+        left, right = node.children
+        a, b = self.visit(left), self.visit(right)
+        if is_int(a) and is_int(b) and 0 <= b - a < MAX_RANGE:  # larger ones: int_range says so
+            self.budget.charge(b - a + 1)
+        return int_range(a, b)
 
     def _add(self, node: Tree) -> Any:
         return self._binary(node, add)
@@ -197,7 +239,13 @@ class Evaluator:
         return self._binary(node, subtract)
 
     def _mul(self, node: Tree) -> Any:
-        return self._binary(node, multiply)
+        left, right = node.children
+        a, b = self.visit(left), self.visit(right)
+        if is_int(a) and is_int(b):
+            # Python's ints have no overflow: squaring again and again builds numbers whose
+            # product takes seconds. Charge by the size of the product's digits.
+            self.budget.charge(1 + (a.bit_length() * b.bit_length()) // (1 << 16))
+        return multiply(a, b)
 
     def _div(self, node: Tree) -> float:
         return self._binary(node, divide)
@@ -243,7 +291,7 @@ class Evaluator:
                     following = trailers[position + 1] if position + 1 < len(trailers) else None
                     if following is not None and following.data == "call":
                         args = [self.visit(arg) for arg in _args(following)]
-                        value = _call_method(value, name, args)
+                        value = self._charged(_call_method, [value, name, args], args)
                         position += 2
                         continue
                     value = get_member(value, name)
@@ -253,10 +301,11 @@ class Evaluator:
                     start, stop = (
                         None if child is None else self.visit(child) for child in trailer.children
                     )
+                    self.budget.charge_shallow(value)
                     value = get_slice(value, start, stop)
                 else:  # call of a computed value, e.g. m["f"](1)
                     args = [self.visit(arg) for arg in _args(trailer)]
-                    value = _call_value(value, args, "value")
+                    value = self._charged(_call_value, [value, args, "value"], args)
             except ExpressionError as exc:
                 if exc.column is None and not trailer.meta.empty:
                     exc.line, exc.column = trailer.meta.line, trailer.meta.column
@@ -269,15 +318,31 @@ class Evaluator:
         left, name, arguments = node.children
         return self._call_function(str(name), _args_of(arguments), piped=[self.visit(left)])
 
+    def _charged(
+        self, call: Callable, call_args: list[Any], args: list[Any], prepaid: int = 0
+    ) -> Any:
+        """`call(*call_args)`, charged for reading `args` and for the size of its result
+        (less what was `prepaid` for it before the call)."""
+        self.budget.charge_shallow(*args)
+        result = call(*call_args)
+        self.budget.charge(max(1, weight(result) - prepaid))
+        return result
+
     def _call_function(self, name: str, arg_nodes: list[Tree], piped: list[Any] = ()) -> Any:
         fn = self.env.get(name, _MISSING)
         if callable(fn):  # callables from the env win over builtins of the same name
-            return _invoke(fn, [*piped, *(self.visit(arg) for arg in arg_nodes)], name)
+            args = [*piped, *(self.visit(arg) for arg in arg_nodes)]
+            return self._charged(_invoke, [fn, args, name], args)
         if name in PREDICATE_BUILTINS:
             return self._call_predicate(name, arg_nodes, piped)
         builtin = BUILTINS.get(name)
         if builtin is not None:
-            return _invoke(builtin, [*piped, *(self.visit(arg) for arg in arg_nodes)], name)
+            args = [*piped, *(self.visit(arg) for arg in arg_nodes)]
+            if name in _DEEP_BUILTINS:
+                self.budget.charge_deep(*args)
+            cost = _builtin_cost(name, args)
+            self.budget.charge(cost)
+            return self._charged(_invoke, [builtin, args, name], args, prepaid=cost)
         if fn is not _MISSING:
             raise ExpressionError(f"{name!r} is not a function (it is {type_name(fn)})")
         raise ExpressionError(f"unknown function {name!r}")
@@ -312,6 +377,7 @@ class Evaluator:
             items = list(items.values())
         if not isinstance(items, (list, tuple)):
             raise ExpressionError(f"{name}() expects an array, got {type_name(items)}")
+        self.budget.charge(weight(items))
         seq = list(enumerate(items))
 
         def test(index: int, item: Any) -> bool:

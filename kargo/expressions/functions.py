@@ -82,7 +82,7 @@ def _to_int(value: Any) -> int:
         try:
             return int(value.strip().replace("_", ""), 10)
         except ValueError:
-            raise ExpressionError(f"int(): invalid syntax {value!r}") from None
+            raise ExpressionError(f"int(): invalid syntax {short(value)}") from None
     raise ExpressionError(f"int() cannot convert {type_name(value)}")
 
 
@@ -93,7 +93,7 @@ def _to_float(value: Any) -> float:
         try:
             return float(value.strip())
         except ValueError:
-            raise ExpressionError(f"float(): invalid syntax {value!r}") from None
+            raise ExpressionError(f"float(): invalid syntax {short(value)}") from None
     raise ExpressionError(f"float() cannot convert {type_name(value)}")
 
 

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from kargo.durations import format_duration
+from kargo.expressions.budget import Budget
 from kargo.expressions.compiler import Expression, compile_expression
 from kargo.expressions.errors import ExpressionError
 from kargo.expressions.values import load_json, to_json
@@ -27,20 +28,26 @@ def has_expression(value: Any) -> bool:
     return False
 
 
-def evaluate_template(value: Any, env: Mapping[str, Any] | None = None) -> Any:
+def evaluate_template(
+    value: Any, env: Mapping[str, Any] | None = None, budget: Budget | None = None
+) -> Any:
     """Evaluate ``${{ }}`` / ``${% %}`` in every string value of ``value`` (never in dict keys).
 
     Follows Kargo's pkg/expressions/json_templates.go: a string that is one expression yields its
     raw value; otherwise the pieces are joined as text, and text that parses as JSON becomes that
     JSON value (``quote()`` wraps a value in quotes to keep it a string).
+
+    Every expression in ``value`` shares one budget (a fresh Budget unless one is given), so a
+    config of many expressions costs no more than one expression may.
     """
     env = env if env is not None else {}
+    budget = budget if budget is not None else Budget()
     if isinstance(value, str):
-        return _evaluate_string(value, env)
+        return _evaluate_string(value, env, budget)
     if isinstance(value, Mapping):
-        return {key: evaluate_template(item, env) for key, item in value.items()}
+        return {key: evaluate_template(item, env, budget) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return [evaluate_template(item, env) for item in value]
+        return [evaluate_template(item, env, budget) for item in value]
     return value
 
 
@@ -68,12 +75,14 @@ def _split_template(template: str) -> tuple[str | Expression, ...]:
     return tuple(part for part in parts if part != "")
 
 
-def _evaluate_string(template: str, env: Mapping[str, Any]) -> Any:
+def _evaluate_string(template: str, env: Mapping[str, Any], budget: Budget) -> Any:
     if not has_expression(template):
         # Plain strings are never coerced, so "42" stays the string "42".
         return template
     parts = _split_template(template)
-    values = [part.evaluate(env) if isinstance(part, Expression) else part for part in parts]
+    values = [
+        part.evaluate(env, budget) if isinstance(part, Expression) else part for part in parts
+    ]
     results = [v for p, v in zip(parts, values, strict=True) if isinstance(p, Expression)]
     only_space = all(p.isspace() for p in parts if isinstance(p, str))
     if len(results) == 1 and only_space and not isinstance(results[0], str):

@@ -46,8 +46,19 @@ def type_name(value: Any) -> str:
 
 
 def short(value: Any) -> str:
-    """The value as an error message quotes it: Go's %v (strings in quotes), cut to 40 chars."""
-    text = go_string(value) if not isinstance(value, str) else json.dumps(value)
+    """The value as an error message quotes it: Go's %v (strings in quotes), cut to 40 chars.
+    Only the start of the value is rendered, however large the value is."""
+    if isinstance(value, str):
+        head = value[:64]
+        text = json.dumps(head) + ("..." if len(head) < len(value) else "")
+    else:
+        pieces, size = [], 0
+        for piece in _go_pieces(value):
+            pieces.append(piece[:41])
+            size += len(piece)
+            if size > 40:
+                break
+        text = "".join(pieces)
     return text if len(text) <= 40 else text[:37] + "..."
 
 
@@ -100,6 +111,35 @@ def go_float(value: float, json_style: bool = False) -> str:
     return sign + _format_f(digits, point)
 
 
+def _int_text(value: int) -> str:
+    try:
+        return str(value)
+    except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits)
+        raise ExpressionError(f"integer of {value.bit_length()} bits is too large") from None
+
+
+def _go_pieces(value: Any):
+    """Go's %v of `value`, piece by piece, so a caller can stop after the first few."""
+    if isinstance(value, (list, tuple)):
+        yield "["
+        for i, item in enumerate(value):
+            if i:
+                yield " "
+            yield from _go_pieces(item)
+        yield "]"
+    elif isinstance(value, Mapping):
+        yield "map["
+        for i, (key, item) in enumerate(_sorted_items(value)):
+            if i:
+                yield " "
+            yield from _go_pieces(key)
+            yield ":"
+            yield from _go_pieces(item)
+        yield "]"
+    else:
+        yield go_string(value)
+
+
 def go_string(value: Any) -> str:
     """Go's fmt %v, which is what expr-lang's string() produces."""
     if value is None:
@@ -107,16 +147,13 @@ def go_string(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
-        return str(value)
+        return _int_text(value)
     if isinstance(value, float):
         return go_float(value)
     if isinstance(value, str):
         return value
-    if isinstance(value, (list, tuple)):
-        return "[" + " ".join(go_string(x) for x in value) + "]"
-    if isinstance(value, Mapping):
-        items = _sorted_items(value)
-        return "map[" + " ".join(f"{go_string(k)}:{go_string(v)}" for k, v in items) + "]"
+    if isinstance(value, (list, tuple, Mapping)):
+        return "".join(_go_pieces(value))
     if isinstance(value, datetime):
         return go_time_string(value)
     if isinstance(value, timedelta):
@@ -151,7 +188,7 @@ def to_json(value: Any, indent: int | None = None, level: int = 0) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
-        return str(value)
+        return _int_text(value)
     if isinstance(value, float):
         if not math.isfinite(value):
             raise ExpressionError(f"cannot convert {go_float(value)} to JSON")

@@ -8,12 +8,14 @@ import pytest
 
 from kargo import expressions
 from kargo.expressions import (
+    Budget,
     ExpressionError,
     compile_expression,
     evaluate,
     evaluate_template,
     has_expression,
 )
+from kargo.expressions import budget as budget_module
 
 ENV = {
     "a": True,
@@ -1013,3 +1015,86 @@ def test_warehouse_expression_filter():
     env = {"tag": "v1.4.0", "subject": "feat: add thing", "author": "Ann <ann@example.com>"}
     assert evaluate("tag matches '^v1\\\\.' && !(subject contains '[skip]')", env) is True
     assert evaluate("author endsWith '@example.com>'", env) is True
+
+
+# --- budgets: no expression holds the server --------------------------------------------------
+
+STEPS_EXCEEDED = "expression exceeded its budget of 1,000,000 steps"
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "map(1..1000, map(1..1000, #))",  # a million elements built one visit at a time
+        "reduce(1..200000, #acc + #index * 2, 0)",  # a long reduce
+        "map(1..100, repeat('x', 1000000))",  # each string within MAX_STRING, together 100 MB
+        "reduce(1..40, #acc + #acc, [1])",  # a list that doubles
+        "reduce(1..100, #acc * #acc, 3)",  # an int that squares (Python's never overflow)
+        "len(replace(repeat('ab', 100000), '', repeat('ab', 100000)))",  # 40 GB, refused unbuilt
+        "uniq(1..5000)",  # quadratic
+    ],
+)
+def test_runaway_expressions_stop_at_the_step_budget(source):
+    message = error_of(source, {})
+    assert STEPS_EXCEEDED in message
+    assert source[:30] in message
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        # Each step doubles a list by sharing it ([x, x]): 40 steps make 2^40 elements to walk.
+        "reduce(1..40, [#acc, #acc], 1)",
+        "toJSON(reduce(1..40, [#acc, #acc], 1))",
+        "reduce(1..40, [#acc, #acc], 1) == reduce(1..40, [#acc, #acc], 1)",
+        "${{ reduce(1..40, [#acc, #acc], 1) }}",  # as a template, returned as it is
+        "x ${{ reduce(1..40, [#acc, #acc], 1) }}",  # as a template, written out as JSON
+    ],
+)
+def test_self_sharing_values_are_refused_not_walked(source):
+    # A smaller budget than the default keeps the test fast; without one, these never end.
+    with pytest.raises(ExpressionError, match="exceeded its budget of 10,000 steps"):
+        if "${{" in source:
+            evaluate_template({"value": source}, {}, Budget(max_steps=10_000))
+        else:
+            evaluate(source, {}, Budget(max_steps=10_000))
+
+
+def test_error_messages_quote_only_the_start_of_a_huge_value():
+    message = error_of("reduce(1..40, [#acc, #acc], 1) + 1", {})
+    assert "invalid operation: array + int ([[[[" in message
+
+
+def test_a_template_shares_one_budget_between_its_expressions():
+    config = {f"k{i}": "${{ len(map(1..99999, #)) }}" for i in range(20)}
+    with pytest.raises(ExpressionError, match=STEPS_EXCEEDED):
+        evaluate_template(config, {})
+
+
+def test_the_budget_can_be_set_per_evaluation():
+    assert evaluate("sum(1..100)", {}, Budget(max_steps=1000)) == 5050
+    with pytest.raises(ExpressionError, match="budget of 50 steps"):
+        evaluate("sum(1..100)", {}, Budget(max_steps=50))
+
+
+def test_an_evaluation_past_its_deadline_stops(monkeypatch):
+    clock = iter(range(0, 10**9, 10))  # ten seconds pass at every look at the clock
+    monkeypatch.setattr(budget_module.time, "monotonic", lambda: next(clock))
+    with pytest.raises(ExpressionError, match="exceeded its budget of 2 seconds"):
+        evaluate("map(1..5000, # * 2)", {})
+
+
+def test_ordinary_work_fits_the_budget_easily():
+    assert evaluate("len(map(1..100000, # * 2))", {}) == 100000
+    assert evaluate("len(repeat('ab', 5000000))", {}) == 10_000_000  # MAX_STRING itself
+    assert evaluate("sum(map(filter(1..1000, # % 2 == 0), # * #))", {}) == 167167000
+
+
+def test_sizes_keep_their_own_caps():
+    assert "too large" in error_of("1..100000000", {})
+    assert "string too long" in error_of("reduce(1..40, #acc + #acc, 'xy')", {})
+
+
+def test_an_oversized_source_is_refused_before_parsing():
+    message = error_of("1 + " * 20_000 + "1", {})
+    assert "expression is longer than 65,536 characters" in message
