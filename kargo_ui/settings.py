@@ -99,6 +99,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Before anything reads request.GET or request.POST (CSRF, the views): a body in a charset
+    # that cannot be decoded is a 400 here, not a 500 from Django's own error page.
+    "projects.middleware.refuse_undecodable_body",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

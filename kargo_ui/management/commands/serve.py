@@ -1,6 +1,13 @@
 """`manage.py serve`: the whole dashboard in one process: daphne (HTTP + websockets) with a Celery
 worker and the beat scheduler in threads beside it. With REDIS_URL set, separate `celery -A
-kargo_ui worker` processes may run too (or instead: --no-worker)."""
+kargo_ui worker` processes may run too (or instead: --no-worker).
+
+The start of a request has a budget too. Twisted, under daphne, reads at most MAX_LINE bytes
+per line and MAX_HEADERS_SIZE for the request line and headers together; past them it drops
+the connection or answers a bare 400. Here its connections answer what went wrong instead:
+414 URI Too Long for a request line over MAX_LINE, 431 Request Header Fields Too Large for a
+header line over MAX_LINE, headers over MAX_HEADERS_SIZE or more than MAX_HEADERS of them.
+"""
 
 import asyncio
 import ipaddress
@@ -12,12 +19,95 @@ from daphne.endpoints import build_endpoint_description_strings
 from daphne.server import Server
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from twisted.web import http  # after daphne.server, which installs the asyncio reactor
 
 from kargo_ui.asgi import application
 from kargo_ui.celery import app
 from projects import live
 
 log = logging.getLogger(__name__)
+
+MAX_LINE = 16 * 1024
+MAX_HEADERS_SIZE = 32 * 1024
+MAX_HEADERS = 500  # twisted's own count limit, kept
+# How long a refused client may go on sending before its connection is cut.
+LINGER_SECONDS = 5
+
+
+class LimitedHTTPChannel(http.HTTPChannel):
+    """Twisted's HTTP/1.1 connection, answering 414 and 431 where it would drop or say 400."""
+
+    MAX_LENGTH = MAX_LINE
+    totalHeadersSize = MAX_HEADERS_SIZE
+    maxHeaders = MAX_HEADERS
+    _linger = None
+
+    def _reading_request_line(self) -> bool:
+        return bool(self._HTTPChannel__first_line)  # twisted's own "next line starts a request"
+
+    def lineLengthExceeded(self, line):
+        if self._reading_request_line():
+            self._refuse(414, b"URI Too Long", f"the request line is over {MAX_LINE} bytes")
+        else:
+            self._refuse(
+                431, b"Request Header Fields Too Large", f"a header line is over {MAX_LINE} bytes"
+            )
+
+    def lineReceived(self, line):
+        if self._receivedHeaderSize + len(line) > self.totalHeadersSize:
+            self._refuse(
+                431,
+                b"Request Header Fields Too Large",
+                f"the request line and headers are over {MAX_HEADERS_SIZE} bytes",
+            )
+            return
+        super().lineReceived(line)
+
+    def headerReceived(self, line):
+        if self._receivedHeaderCount >= self.maxHeaders:
+            self._refuse(
+                431, b"Request Header Fields Too Large", f"more than {MAX_HEADERS} headers"
+            )
+            return False
+        return super().headerReceived(line)
+
+    def _refuse(self, status: int, reason: bytes, detail: str) -> None:
+        body = f"{status} {reason.decode()}: {detail}\n".encode()
+        self.transport.write(
+            b"HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (status, reason, len(body), body)
+        )
+        # Close only our side and drop what the client still sends: a socket closed with
+        # unread input is reset by the kernel, and the client would never read the answer.
+        self.dataReceived = self.lineReceived = self.rawDataReceived = lambda *args: None
+        self._networkProducer.unregisterProducer()
+        self.transport.loseWriteConnection()
+        self._linger = self.callLater(LINGER_SECONDS, self.transport.abortConnection)
+
+    def connectionLost(self, reason):
+        if self._linger is not None and self._linger.active():
+            self._linger.cancel()
+        super().connectionLost(reason)
+
+
+def _limited_http_protocol():
+    # What twisted's HTTPFactory builds for each connection (its _genericHTTPChannelProtocol-
+    # Factory), around a LimitedHTTPChannel instead of an HTTPChannel.
+    return http._GenericHTTPChannelProtocol(LimitedHTTPChannel())
+
+
+class LimitedServer(Server):
+    """daphne's Server, whose HTTP connections are LimitedHTTPChannels. `run()` makes its own
+    HTTP factory; the setter gives that factory our protocol before anything connects."""
+
+    @property
+    def http_factory(self):
+        return self._limited_http_factory
+
+    @http_factory.setter
+    def http_factory(self, factory):
+        factory.protocol = _limited_http_protocol
+        self._limited_http_factory = factory
 
 
 def start_worker_threads(concurrency: int = 4) -> list:
@@ -69,7 +159,7 @@ class Command(BaseCommand):
                 )
             self.stdout.flush()
 
-        Server(
+        LimitedServer(
             application=application,
             endpoints=build_endpoint_description_strings(host=host, port=port),
             signal_handlers=True,
