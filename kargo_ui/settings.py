@@ -214,3 +214,61 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("KARGO_LOG_LEVEL", "INFO")},
     "loggers": {"celery": {"level": "WARNING"}, "daphne": {"level": "WARNING"}},
 }
+
+# ------------------------------------------------------------------------------------------------
+# Single sign-on (OpenID Connect; projects/oidc.py, through mozilla-django-oidc). Off, and nothing
+# changes, without KARGO_OIDC_ISSUER_URL. The provider's endpoints are discovered from
+# <issuer>/.well-known/openid-configuration unless KARGO_OIDC_AUTHORIZATION_URL, _TOKEN_URL and
+# _JWKS_URL (and _USERINFO_URL) name them; the egress policy applies to all of them.
+
+
+def env_claims(name: str) -> dict[str, list[str]]:
+    """`groups=platform,email=a@example.com`: claim values by claim name."""
+    claims: dict[str, list[str]] = {}
+    for item in env_str(name).split(","):
+        if not item.strip():
+            continue
+        claim, sep, value = item.partition("=")
+        if not sep or not claim.strip() or not value.strip():
+            raise ImproperlyConfigured(
+                f"{name}: {item.strip()!r} is not CLAIM=VALUE (e.g. groups=platform,email=a@x.io)"
+            )
+        claims.setdefault(claim.strip(), []).append(value.strip())
+    return claims
+
+
+OIDC_ISSUER_URL = env_str("KARGO_OIDC_ISSUER_URL").strip()
+OIDC_ENABLED = bool(OIDC_ISSUER_URL)
+OIDC_RP_CLIENT_ID = env_str("KARGO_OIDC_CLIENT_ID").strip()
+# Empty for a public client (PKCE alone); KARGO_OIDC_CLIENT_SECRET_FILE reads it from a file.
+OIDC_RP_CLIENT_SECRET = env_str("KARGO_OIDC_CLIENT_SECRET")
+OIDC_RP_SCOPES = " ".join(env_str("KARGO_OIDC_SCOPES", "openid email profile groups").split())
+# The claim a new user is named after (Kargo's api.oidc.usernameClaim).
+OIDC_USERNAME_CLAIM = env_str("KARGO_OIDC_USERNAME_CLAIM", "email").strip()
+# Users whose claims match are admins (viewers) in every project (Kargo's api.oidc.admins and
+# api.oidc.viewers); they do not become Django superusers.
+OIDC_SYSTEM_ADMINS = env_claims("KARGO_OIDC_ADMINS")
+OIDC_SYSTEM_VIEWERS = env_claims("KARGO_OIDC_VIEWERS")
+OIDC_OP_AUTHORIZATION_ENDPOINT = env_str("KARGO_OIDC_AUTHORIZATION_URL").strip()
+OIDC_OP_TOKEN_ENDPOINT = env_str("KARGO_OIDC_TOKEN_URL").strip()
+OIDC_OP_JWKS_ENDPOINT = env_str("KARGO_OIDC_JWKS_URL").strip()
+OIDC_OP_USER_ENDPOINT = env_str("KARGO_OIDC_USERINFO_URL").strip()
+# Seconds to wait for the provider (discovery, token, JWKS and userinfo requests).
+OIDC_TIMEOUT = env_float("KARGO_OIDC_TIMEOUT", 10.0)
+# The protocol, fixed: authorization code with PKCE (S256), state and nonce, RS256 ID tokens.
+OIDC_RP_SIGN_ALGO = "RS256"
+OIDC_USE_PKCE = True
+OIDC_USE_NONCE = True
+OIDC_AUTHENTICATION_CALLBACK_URL = "oidc-callback"
+if OIDC_ENABLED:
+    if not OIDC_ISSUER_URL.startswith(("https://", "http://")):
+        raise ImproperlyConfigured(
+            f"KARGO_OIDC_ISSUER_URL={OIDC_ISSUER_URL!r} is not an http(s) URL"
+        )
+    if not OIDC_RP_CLIENT_ID:
+        raise ImproperlyConfigured("KARGO_OIDC_ISSUER_URL is set but KARGO_OIDC_CLIENT_ID is not")
+    if "openid" not in OIDC_RP_SCOPES.split():
+        raise ImproperlyConfigured(f"KARGO_OIDC_SCOPES={OIDC_RP_SCOPES!r} lacks the openid scope")
+    if not OIDC_USERNAME_CLAIM:
+        raise ImproperlyConfigured("KARGO_OIDC_USERNAME_CLAIM is empty")
+    AUTHENTICATION_BACKENDS = [*AUTHENTICATION_BACKENDS, "projects.oidc.OIDCBackend"]

@@ -5,6 +5,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from projects import oidc
 from stages import api as stages_api
 
 from . import api
@@ -13,7 +14,8 @@ API = "api/v1/projects/<str:project>"
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("login/", auth_views.LoginView.as_view(template_name="login.html"), name="login"),
+    # Password login, with "Sign in with SSO" where single sign-on is configured (projects.oidc).
+    path("login/", oidc.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path(f"{API}/manifests", api.apply, name="api-apply"),
     path(f"{API}/manifests/<str:kind>", api.list_resources, name="api-resources"),

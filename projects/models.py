@@ -93,12 +93,34 @@ class Role(models.TextChoices):
 ROLE_RANK = {Role.VIEWER: 1, Role.PROMOTER: 2, Role.ADMIN: 3}
 
 
+def higher_role(*roles: str) -> str:
+    """The most powerful of `roles` ("" stands for none; "" if all are none)."""
+    return max((r for r in roles if r), key=ROLE_RANK.__getitem__, default="")
+
+
 class Membership(models.Model):
+    """A user's role in a project. It has two sources, as a Kargo user bound to several
+    ServiceAccounts has the union of their rights: a grant by hand (`kargo grant --user`, the
+    admin) and the role the user's SSO claims map to (RoleClaim, system admins and viewers;
+    recomputed at every SSO login by projects.oidc). `role`, which every access check reads, is
+    the higher of the two, so taking a claim mapping away never takes away a grant by hand."""
+
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
     )
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
+    granted_role = models.CharField(
+        max_length=16, choices=Role.choices, blank=True, help_text="granted by hand"
+    )
+    claims_role = models.CharField(
+        max_length=16,
+        choices=Role.choices,
+        blank=True,
+        help_text="from the user's SSO claims at their last login",
+    )
+
+    SOURCES = frozenset({"granted_role", "claims_role"})
 
     class Meta:
         constraints = [
@@ -107,6 +129,71 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} is {self.role} in {self.project}"
+
+    def save(self, *args, **kwargs):
+        """Derive `role` from its sources. Code that knows only `role` (a new row with neither
+        source, or an update that names `role` alone, as actions.do_set_membership's
+        update_or_create does) is granting it by hand."""
+        fields = kwargs.get("update_fields")
+        if fields is not None:
+            fields = set(fields)
+        if (fields is not None and "role" in fields and not fields & self.SOURCES) or (
+            fields is None and self._state.adding and not self.granted_role and not self.claims_role
+        ):
+            self.granted_role = self.role
+            if fields is not None:
+                fields.add("granted_role")
+        self.role = higher_role(self.granted_role, self.claims_role) or self.role
+        if fields is not None:
+            kwargs["update_fields"] = fields | {"role"}
+        super().save(*args, **kwargs)
+
+
+class RoleClaim(models.Model):
+    """Kargo's `rbac.kargo.akuity.io/claims` annotation on a project role's ServiceAccount, one
+    value a row: an SSO user whose claim `claim` is `value` (or, for a list claim such as
+    `groups`, holds it) gets `role` in `project` (projects.oidc). Managed with `manage.py kargo
+    grant|revoke --role R --claim NAME=VALUE` and in the admin."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="role_claims")
+    role = models.CharField(max_length=16, choices=Role.choices)
+    claim = models.CharField(max_length=100, help_text="a claim name: sub, email, groups, ...")
+    value = models.CharField(max_length=253)
+
+    class Meta:
+        ordering = ["project", "role", "claim", "value"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "role", "claim", "value"], name="one_role_claim_per_value"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.claim}={self.value} is {self.role} in {self.project}"
+
+
+class SsoIdentity(models.Model):
+    """Who a user is at the OIDC provider (issuer and subject, which never change, unlike an
+    email), and the claims it gave at their last login: what their claims roles are computed
+    from when a claim mapping changes between logins."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="sso_identity"
+    )
+    issuer = models.CharField(max_length=500)
+    subject = models.CharField(max_length=255)
+    claims = models.JSONField(default=dict, blank=True)
+    last_login_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "SSO identity"
+        verbose_name_plural = "SSO identities"
+        constraints = [
+            models.UniqueConstraint(fields=["issuer", "subject"], name="one_user_per_sso_subject")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subject} at {self.issuer}"
 
 
 class Surface(models.TextChoices):

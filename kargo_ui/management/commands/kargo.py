@@ -18,6 +18,7 @@ from freight.actions import delete_guard, do_approve, do_request_refresh
 from freight.models import Freight, Warehouse
 from kargo.specs import KINDS
 from kargo_ui import manifests
+from projects import oidc
 from projects.actions import do_set_membership, record_event
 from projects.audit import audit_context
 from projects.models import ApiToken, Membership, Project, Role, Surface
@@ -122,10 +123,18 @@ class Command(BaseCommand):
         p.add_argument("--timeout", type=float, default=120.0)
 
         p = sub.add_parser(
-            "grant", help="give a user a role in a project (viewer, promoter, admin)"
+            "grant",
+            help="give a user, or SSO users with a claim, a role in a project "
+            "(viewer, promoter, admin)",
         )
         p.add_argument("--project", required=True)
-        p.add_argument("--user", required=True)
+        g = p.add_mutually_exclusive_group(required=True)
+        g.add_argument("--user")
+        g.add_argument(
+            "--claim",
+            metavar="CLAIM=VALUE",
+            help="SSO users whose claim holds the value get the role (groups=devops)",
+        )
         p.add_argument("--role", required=True, choices=["viewer", "promoter", "admin"])
         p.add_argument(
             "--create-user",
@@ -133,9 +142,14 @@ class Command(BaseCommand):
             help="create the user with a generated password, printed once",
         )
 
-        p = sub.add_parser("revoke", help="remove a user's role in a project")
+        p = sub.add_parser(
+            "revoke", help="remove a user's role in a project, or a claim's (with --role)"
+        )
         p.add_argument("--project", required=True)
-        p.add_argument("--user", required=True)
+        g = p.add_mutually_exclusive_group(required=True)
+        g.add_argument("--user")
+        g.add_argument("--claim", metavar="CLAIM=VALUE")
+        p.add_argument("--role", choices=["viewer", "promoter", "admin"])
 
         p = sub.add_parser(
             "verify", help="reverify a Stage's current Freight, or abort its verification"
@@ -327,6 +341,14 @@ class Command(BaseCommand):
         project = Project.objects.filter(name=opts["project"]).first()
         if project is None:
             raise CommandError(f"project {opts['project']!r} not found")
+        if opts["claim"]:
+            claim, value = oidc.parse_claim(opts["claim"])
+            created = oidc.grant_claim(project, opts["role"], claim, value, opts["actor"])
+            self.stdout.write(
+                f"claim {claim}={value} is {'now' if created else 'already'} {opts['role']} "
+                f"in project/{project.name}"
+            )
+            return
         User = get_user_model()
         user = User.objects.filter(username=opts["user"]).first()
         if user is None and not opts["create_user"]:
@@ -352,20 +374,44 @@ class Command(BaseCommand):
     def do_revoke(self, opts):
 
         project = Project.objects.filter(name=opts["project"]).first()
+        if opts["claim"]:
+            return self.revoke_claim(project, opts)
         membership = Membership.objects.filter(project=project, user__username=opts["user"]).first()
-        if membership is None:
-            raise CommandError(f"user {opts['user']!r} has no role in project {opts['project']!r}")
-        membership.delete()
+        # Only the grant by hand: a role from the user's SSO claims stays (projects.oidc).
+        if membership is None or oidc.revoke_by_hand(project, membership.user) is None:
+            raise CommandError(
+                f"user {opts['user']!r} has no role granted by hand in project {opts['project']!r}"
+            )
+        left = membership.claims_role or None
         record_event(
             project,
             "RoleRevoked",
             opts["actor"],
-            f"{opts['user']} has no role any more",
+            f"{opts['user']} has no role any more"
+            if left is None
+            else f"{opts['user']} is now {left} (from SSO claims)",
             f"User/{opts['user']}",
             before={"role": membership.role},
-            after={"role": None},
+            after={"role": left},
         )
         self.stdout.write(f"user/{opts['user']} removed from project/{opts['project']}")
+        if left:
+            self.stdout.write(f"user/{opts['user']} keeps the {left} role from SSO claims")
+
+    def revoke_claim(self, project, opts):
+        if project is None:
+            raise CommandError(f"project {opts['project']!r} not found")
+        if not opts["role"]:
+            raise CommandError("revoking a claim needs --role")
+        claim, value = oidc.parse_claim(opts["claim"])
+        if not oidc.revoke_claim(project, opts["role"], claim, value, opts["actor"]):
+            raise CommandError(
+                f"claim {claim}={value} is no claim of role {opts['role']} "
+                f"in project {project.name!r}"
+            )
+        self.stdout.write(
+            f"claim {claim}={value} is no longer {opts['role']} in project/{project.name}"
+        )
 
     def do_verify(self, opts):
 
