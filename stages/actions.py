@@ -157,6 +157,8 @@ def do_start_next(stage_id: int) -> Promotion | None:
         head.phase = PromotionPhase.RUNNING
         head.started_at = now
         head.heartbeat_at = None
+        head.claimed_by = ""
+        head.resumes = 0
         head.message = ""
         collection = target_collection(stage, head)
         head.status = {
@@ -168,7 +170,17 @@ def do_start_next(stage_id: int) -> Promotion | None:
             "stepExecutionMetadata": [],
             "state": {},
         }
-        head.save(update_fields=["phase", "started_at", "heartbeat_at", "message", "status"])
+        head.save(
+            update_fields=[
+                "phase",
+                "started_at",
+                "heartbeat_at",
+                "claimed_by",
+                "resumes",
+                "message",
+                "status",
+            ]
+        )
         status = dict(stage.status)
         status["currentPromotion"] = {"name": head.name, "freight": head.status["freight"]}
         status["conditions"] = set_condition(
@@ -197,32 +209,38 @@ def target_collection(stage: Stage, promotion: Promotion) -> dict:
 
 
 class LostOwnership(Exception):
-    """The promotion was finished by someone else (abort, recovery) while a worker ran it."""
+    """The run is no longer this worker's: the promotion was ended elsewhere (abort, recovery) or
+    handed to another worker (resumed after this one was taken for dead)."""
 
 
-def do_step_progress(promotion: Promotion) -> None:
-    """Save a running promotion's step progress, only while it is still Running: a run whose
-    promotion was ended elsewhere must not write over the ending."""
-    saved = Promotion.objects.filter(id=promotion.id, phase=PromotionPhase.RUNNING).update(
-        status=promotion.status, heartbeat_at=timezone.now(), updated_at=timezone.now()
-    )
+def do_step_progress(promotion: Promotion, claimed_by: str) -> None:
+    """Save a running promotion's step progress, only while it is Running and still claimed by
+    this run (`claimed_by`): a run whose promotion was ended elsewhere, or resumed by another
+    worker, must not write over it."""
+    saved = Promotion.objects.filter(
+        id=promotion.id, phase=PromotionPhase.RUNNING, claimed_by=claimed_by
+    ).update(status=promotion.status, heartbeat_at=timezone.now(), updated_at=timezone.now())
     if not saved:
         raise LostOwnership(promotion.name)
     broadcast_on_commit(promotion.project_id, "promotion", promotion.id)
 
 
-def do_finish(promotion: Promotion, phase: str, message: str) -> bool:
+def do_finish(
+    promotion: Promotion, phase: str, message: str, claimed_by: str | None = None
+) -> bool:
     """Record a terminal promotion and update the Stage and Freight the way Kargo's controllers do.
-    Returns False, changing nothing, when the promotion had already ended (finished once only).
+    Returns False, changing nothing, when the promotion had already ended (finished once only),
+    or, for a worker's finish (`claimed_by` given), when the run is no longer that worker's.
 
     Locks the Stage, then the Promotion: every action takes them in that order."""
     now = timezone.now()
     with transaction.atomic():
         stage = Stage.objects.select_for_update().get(id=promotion.stage_id)
         open_phases = [PromotionPhase.PENDING, PromotionPhase.RUNNING]
+        owner = {} if claimed_by is None else {"claimed_by": claimed_by}
         if (
             not Promotion.objects.select_for_update()
-            .filter(id=promotion.id, phase__in=open_phases)
+            .filter(id=promotion.id, phase__in=open_phases, **owner)
             .exists()
         ):
             return False
@@ -256,6 +274,84 @@ def do_finish(promotion: Promotion, phase: str, message: str) -> bool:
             record_on_stage(stage, promotion, phase, message, now)
         enqueue_on_commit("stages.tasks.start_next_promotion", stage.id)
     return True
+
+
+def do_recover(promotion_id: int, cutoff, max_resumes: int) -> str:
+    """A Running promotion whose worker stopped (claimed, heartbeat older than `cutoff`): hand the
+    run to a new worker, which re-runs its steps (engine.execute says why that is safe), or, once
+    it was resumed `max_resumes` times, end it Errored with the cause.
+
+    Under the Stage and Promotion locks, re-checked there: of two reconcilers one recovers it, and
+    a worker that beat in the meantime keeps its run. Returns "resumed", "errored" or "" (nothing
+    to do)."""
+    now = timezone.now()
+    stage_id = Promotion.objects.filter(id=promotion_id).values_list("stage_id", flat=True).first()
+    if stage_id is None:
+        return ""
+    with transaction.atomic():
+        Stage.objects.select_for_update().filter(id=stage_id).first()
+        promotion = (
+            Promotion.objects.select_for_update()
+            .filter(id=promotion_id, phase=PromotionPhase.RUNNING, heartbeat_at__lt=cutoff)
+            .exclude(claimed_by="")
+            .first()
+        )
+        if promotion is None:
+            return ""
+        metadata = [dict(m) for m in promotion.status.get("stepExecutionMetadata", [])]
+        running = next((m for m in metadata if m.get("status") == "Running"), None)
+        where = f" while running step {running['alias']}" if running else ""
+        stopped = rfc3339(promotion.heartbeat_at)
+        if promotion.resumes >= max_resumes:
+            if running:
+                running.update(
+                    status="Errored",
+                    finishedAt=rfc3339(now),
+                    message="the worker stopped during this step",
+                )
+            promotion.status = {**promotion.status, "stepExecutionMetadata": metadata}
+            tries = f"; it had been resumed {promotion.resumes} times" if promotion.resumes else ""
+            do_finish(
+                promotion,
+                PromotionPhase.ERRORED,
+                f"the worker running this promotion stopped{where} (last heartbeat {stopped})"
+                f"{tries}; promote again to retry",
+            )
+            return "errored"
+        resumes = promotion.resumes + 1
+        note = (
+            f"resumed after the worker stopped at {stopped}{where} "
+            f"(resume {resumes} of at most {max_resumes})"
+        )
+        if running:
+            running["message"] = f"the worker stopped during this step at {stopped}; resuming"
+        promotion.resumes = resumes
+        promotion.claimed_by = ""
+        # Until a worker claims it, heartbeat_at is when the run was handed out: a hand-off that
+        # is lost too is sent again by reconcile after another timeout.
+        promotion.heartbeat_at = now
+        promotion.message = note
+        promotion.status = {**promotion.status, "stepExecutionMetadata": metadata, "message": note}
+        promotion.save(
+            update_fields=[
+                "resumes",
+                "claimed_by",
+                "heartbeat_at",
+                "message",
+                "status",
+                "updated_at",
+            ]
+        )
+        record_event(
+            promotion.project,
+            "PromotionResumed",
+            promotion.actor,
+            f"Promotion {promotion.name} {note}",
+            f"Promotion/{promotion.name}",
+        )
+        broadcast_on_commit(promotion.project_id, "promotion", promotion.id)
+        enqueue_on_commit("stages.tasks.run_promotion", promotion.id)
+    return "resumed"
 
 
 def record_on_stage(stage: Stage, promotion: Promotion, phase: str, message: str, now) -> None:

@@ -3,11 +3,15 @@ status, timing, evaluated config and outputs so a page can show them while they 
 
 import json
 import logging
+import math
 import os
 import shutil
 import socket
 import threading
 import time
+import uuid
+from collections.abc import Mapping
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -15,10 +19,12 @@ from django.db import close_old_connections
 from django.utils import timezone
 
 from freight.models import Freight
+from kargo.durations import format_duration
 from kargo.expressions import ExpressionError, evaluate_template
+from kargo.expressions.values import type_name
 from kargo.redaction import redact_values
 from kargo.specs import ExpressionVariable, PromotionOnlyStep
-from kargo.times import rfc3339
+from kargo.times import rfc3339, rfc3339_nano
 from projects.repos import RepoNotAllowed, check_repo_url, repo_urls_in
 
 from . import actions
@@ -28,12 +34,17 @@ from .steps.base import StepContext, StepError
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT_EVERY = 5.0
+HEARTBEAT_EVERY = 5.0  # at most; more often when the timeout is short (heartbeat_every)
 RETRY_DELAY = 1.0  # seconds before a retried step runs again, growing with each error
 FAILED_STEP_STATES = {"Failed", "Errored"}
+TERMINAL_STEP_STATES = {"Succeeded", "Failed", "Errored", "Skipped", "Aborted"}
+# How many times a promotion whose worker stopped is resumed before it ends Errored
+# (settings.PROMOTION_MAX_RESUMES overrides).
+MAX_RESUMES = 3
 
 
 def work_dir_for(promotion: Promotion) -> Path:
+    """The promotion's directory; each run (first, or resumed) works in its own `run-<n>` in it."""
     return settings.DATA_DIR / "work" / promotion.project.name / promotion.name
 
 
@@ -41,23 +52,35 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
 
+def heartbeat_every() -> float:
+    # Three beats per timeout, so one slow or missed beat never gets a live run taken for dead.
+    return min(HEARTBEAT_EVERY, settings.PROMOTION_HEARTBEAT_TIMEOUT / 3)
+
+
+def max_resumes() -> int:
+    return getattr(settings, "PROMOTION_MAX_RESUMES", MAX_RESUMES)
+
+
 class Heartbeat:
     """Touches the promotion's heartbeat while a step runs, so the reconciler can tell a slow step
-    from a dead worker."""
+    from a dead worker. Beats only while the run is still this worker's (`claimed_by`)."""
 
-    def __init__(self, promotion_id: int):
+    def __init__(self, promotion_id: int, claimed_by: str):
         self.promotion_id = promotion_id
+        self.claimed_by = claimed_by
         self.stop = threading.Event()
         self.thread = threading.Thread(
             target=self._run, daemon=True, name=f"heartbeat-{promotion_id}"
         )
 
     def _run(self) -> None:
-        while not self.stop.wait(HEARTBEAT_EVERY):
+        while not self.stop.wait(heartbeat_every()):
             try:
-                Promotion.objects.filter(id=self.promotion_id, phase=PromotionPhase.RUNNING).update(
-                    heartbeat_at=timezone.now()
-                )
+                Promotion.objects.filter(
+                    id=self.promotion_id,
+                    phase=PromotionPhase.RUNNING,
+                    claimed_by=self.claimed_by,
+                ).update(heartbeat_at=timezone.now())
             except Exception:
                 # A missed beat (a locked database, a dropped connection) must not end the
                 # heartbeat: the next one may succeed, and silence would get the run declared lost.
@@ -75,17 +98,43 @@ class Heartbeat:
 
 
 def claim(promotion_id: int) -> Promotion | None:
-    """Take a Running promotion that no worker has taken yet. Two workers never run one promotion."""
-    token = worker_id()
-    # The claim is one conditional UPDATE: whoever flips heartbeat_at from NULL owns the run.
+    """Take a Running promotion that no worker holds (new, or handed out again by do_recover).
+    Two workers never run one promotion: the claim is one conditional UPDATE, and whoever sets
+    claimed_by from "" to its token owns the run; every later write of the run checks the token."""
+    token = f"{worker_id()}:{uuid.uuid4().hex[:8]}"
     taken = Promotion.objects.filter(
-        id=promotion_id, phase=PromotionPhase.RUNNING, heartbeat_at__isnull=True
-    ).update(heartbeat_at=timezone.now())
+        id=promotion_id, phase=PromotionPhase.RUNNING, claimed_by=""
+    ).update(claimed_by=token, heartbeat_at=timezone.now())
     if not taken:
         return None
     promotion = Promotion.objects.select_related("project", "stage").get(id=promotion_id)
-    log.info("worker %s runs promotion %s", token, promotion.name)
+    if promotion.claimed_by != token:  # recovered and claimed again in between: not ours
+        return None
+    resumed = f" (resume {promotion.resumes})" if promotion.resumes else ""
+    log.info("worker %s runs promotion %s%s", token, promotion.name, resumed)
     return promotion
+
+
+def json_value(value, where: str):
+    """An evaluated config, var or output as JSON. Expressions can yield values JSON has no form
+    for: times and durations (now(), duration('1h')) become the text Kargo's templates give them
+    (kargo.expressions: RFC 3339 with nanoseconds, Go's duration text); anything else (a function,
+    NaN) is an ExpressionError naming where it is."""
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ExpressionError(f"{where} is {value}, which is not a JSON number")
+        return value
+    if isinstance(value, datetime):
+        return rfc3339_nano(value)
+    if isinstance(value, timedelta):
+        return format_duration(value)
+    if isinstance(value, Mapping):
+        return {str(k): json_value(v, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_value(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    raise ExpressionError(f"{where} evaluated to a {type_name(value)}, which has no JSON form")
 
 
 def build_env(
@@ -171,7 +220,8 @@ def evaluate_vars(var_list: list[ExpressionVariable] | None, env: dict, into: di
     """Vars are evaluated in order, each seeing the ones before it."""
     out = dict(into)
     for var in var_list or []:
-        out[var.name] = evaluate_template(var.value, {**env, "vars": out})
+        value = evaluate_template(var.value, {**env, "vars": out})
+        out[var.name] = json_value(value, f"vars.{var.name}")
     return out
 
 
@@ -179,12 +229,18 @@ def run(promotion_id: int) -> None:
     promotion = claim(promotion_id)
     if promotion is None:
         return
-    work_dir = work_dir_for(promotion)
+    token = promotion.claimed_by
+    base = work_dir_for(promotion)
+    work_dir = base / f"run-{promotion.resumes}"
     try:
-        with Heartbeat(promotion.id):
-            phase, message = execute(promotion, work_dir)
+        # What earlier runs of this promotion left (a worker that died has no `finally`) is stale.
+        for stale in base.glob("run-*"):
+            if stale != work_dir:
+                shutil.rmtree(stale, ignore_errors=True)
+        with Heartbeat(promotion.id, token):
+            phase, message = execute(promotion, work_dir, token)
     except actions.LostOwnership:
-        log.warning("promotion %s was ended elsewhere while running; its run stops", promotion.name)
+        log.warning("promotion %s is no longer this worker's run; it stops", promotion.name)
         return
     except Exception as exc:  # the promotion must end visibly with the cause, never hang Running
         log.exception("promotion %s crashed", promotion.name)
@@ -193,16 +249,73 @@ def run(promotion_id: int) -> None:
         # Every outcome shown (config, outputs, messages) is in the database; the clone is not
         # needed after the run, and keeping it would keep other projects' data on disk.
         shutil.rmtree(work_dir, ignore_errors=True)
-    actions.do_finish(promotion, phase, message)
+        try:
+            base.rmdir()
+        except OSError:
+            pass  # gone already, or another run's directory is in it
+    try:
+        actions.do_finish(promotion, phase, message, claimed_by=token)
+    except Exception as exc:
+        # The status in hand could not be stored (a step record the database refuses): finish
+        # with the last stored status instead, so the promotion never stays Running.
+        log.exception("finishing promotion %s failed", promotion.name)
+        promotion.refresh_from_db(fields=["status"])
+        actions.do_finish(
+            promotion,
+            PromotionPhase.ERRORED,
+            f"internal error: {exc.__class__.__name__}: {exc}",
+            claimed_by=token,
+        )
 
 
-def execute(promotion: Promotion, work_dir: Path) -> tuple[str, str]:
+def judge(outcome: str, message: str, step, alias: str, status: str, step_message: str):
+    """Fold one step's status into the promotion's (outcome, message), as Kargo does: a failed step
+    fails the promotion unless it may (continueOnError), and an error outranks a failure."""
+    if status in FAILED_STEP_STATES and not step.continueOnError:
+        if outcome == PromotionPhase.SUCCEEDED or status == "Errored":
+            outcome = PromotionPhase.ERRORED if status == "Errored" else PromotionPhase.FAILED
+            message = f"step {alias} ({step.uses}) {status.lower()}: {step_message}"
+    return outcome, message
+
+
+def succeeded_message(promotion: Promotion, steps: list) -> str:
+    message = f"All {len(steps)} steps succeeded"
+    if promotion.resumes:
+        times = "once" if promotion.resumes == 1 else f"{promotion.resumes} times"
+        message += f" (resumed {times} after the worker stopped)"
+    return message
+
+
+def execute(promotion: Promotion, work_dir: Path, claimed_by: str) -> tuple[str, str]:
+    """Run the promotion's steps. A resumed run (promotion.resumes > 0: the worker of an earlier run
+    stopped) re-runs them from the first, in a fresh work dir, keeping the earlier outputs (state)
+    as Kargo does when its work dir is gone: the work dir of the run that stopped is gone or
+    stale, and every later step needs what the earlier ones built there (the clone, the rendered
+    files, the commit), while the only lasting effects (a pushed branch) are recognised by the
+    steps themselves (git-clone finds the branch it created, git-commit has nothing to commit
+    when the change is already on the branch it cloned, git-push does not push what has landed).
+    Each step's stepExecutionMetadata entry is reused (by alias, as Kargo does) and says that it
+    was resumed. When every step had finished before the worker stopped, nothing is re-run: the
+    recorded statuses are the outcome."""
     if work_dir.exists():
         shutil.rmtree(work_dir)
     work_dir.mkdir(parents=True)
     steps = promotion.typed_spec.steps
-    metadata: list[dict] = list(promotion.status.get("stepExecutionMetadata", []))
+    metadata: list[dict] = [dict(m) for m in promotion.status.get("stepExecutionMetadata", [])]
     state: dict = dict(promotion.status.get("state", {}))
+    aliases = [step.as_ or f"step-{index + 1}" for index, step in enumerate(steps)]
+    note = promotion.message if promotion.resumes else ""
+    if (
+        promotion.resumes
+        and [m.get("alias") for m in metadata] == aliases
+        and all(m.get("status") in TERMINAL_STEP_STATES for m in metadata)
+    ):
+        outcome, message = PromotionPhase.SUCCEEDED, ""
+        for step, alias, entry in zip(steps, aliases, metadata, strict=True):
+            outcome, message = judge(
+                outcome, message, step, alias, entry["status"], entry.get("message", "")
+            )
+        return outcome, message or succeeded_message(promotion, steps)
     step_states: dict[str, str] = {}
     tolerated: set[str] = set()  # aliases of failed continueOnError steps
     freight_alias = (
@@ -222,26 +335,39 @@ def execute(promotion: Promotion, work_dir: Path) -> tuple[str, str]:
     collection = promotion.status.get("freightCollection", {}).get("items", {})
     outcome = PromotionPhase.SUCCEEDED
     message = ""
-    for index, step in enumerate(steps):
-        alias = step.as_ or f"step-{index + 1}"
-        promotion.refresh_from_db(fields=["annotations", "phase"])
-        if promotion.phase != PromotionPhase.RUNNING:
+    for index, (step, alias) in enumerate(zip(steps, aliases, strict=True)):
+        current = (
+            Promotion.objects.filter(id=promotion.id)
+            .values("phase", "claimed_by", "annotations")
+            .first()
+        )
+        if (
+            current is None
+            or current["phase"] != PromotionPhase.RUNNING
+            or current["claimed_by"] != claimed_by
+        ):
             raise actions.LostOwnership(promotion.name)
+        promotion.annotations = current["annotations"]
         if actions.ABORT_ANNOTATION in promotion.annotations:
             actor = _abort_actor(promotion.annotations[actions.ABORT_ANNOTATION])
             return PromotionPhase.ABORTED, f"Promotion terminated by {actor}"
         started = timezone.now()
         entry = {"alias": alias, "startedAt": rfc3339(started), "status": "Running"}
+        if note:
+            entry["message"] = note
         if step.continueOnError:
             entry["continueOnError"] = True
-        metadata.append(entry)
+        if index < len(metadata):
+            metadata[index] = entry  # this step's entry from the run that stopped
+        else:
+            metadata.append(entry)
         promotion.status = {
             **promotion.status,
             "currentStep": index,
             "stepExecutionMetadata": metadata,
             "state": state,
         }
-        actions.do_step_progress(promotion)
+        actions.do_step_progress(promotion, claimed_by)
 
         # Kargo's retry.errorThreshold: how many consecutive errors end the step (default 1).
         threshold = max(1, (step.retry and step.retry.errorThreshold) or 1)
@@ -256,12 +382,14 @@ def execute(promotion: Promotion, work_dir: Path) -> tuple[str, str]:
             entry["errorCount"] = errors
             if errors >= threshold:
                 break
-            entry["message"] = f"attempt {errors} of {threshold} errored: {step_message}"
-            actions.do_step_progress(promotion)
+            entry["message"] = _with_note(
+                note, f"attempt {errors} of {threshold} errored: {step_message}"
+            )
+            actions.do_step_progress(promotion, claimed_by)
             time.sleep(min(RETRY_DELAY * errors, 30))
         entry.update(status=status, finishedAt=rfc3339(timezone.now()))
-        if step_message:
-            entry["message"] = step_message
+        if step_message or note:
+            entry["message"] = _with_note(note, step_message)
         if config_shown is not None:
             entry["config"] = redact_values(config_shown)
         if outputs:
@@ -270,14 +398,15 @@ def execute(promotion: Promotion, work_dir: Path) -> tuple[str, str]:
         if step.continueOnError and status in FAILED_STEP_STATES:
             tolerated.add(alias)
         promotion.status = {**promotion.status, "stepExecutionMetadata": metadata, "state": state}
-        actions.do_step_progress(promotion)
-        if status in FAILED_STEP_STATES and not step.continueOnError:
-            if outcome == PromotionPhase.SUCCEEDED or status == "Errored":
-                outcome = PromotionPhase.ERRORED if status == "Errored" else PromotionPhase.FAILED
-                message = f"step {alias} ({step.uses}) {status.lower()}: {step_message}"
+        actions.do_step_progress(promotion, claimed_by)
+        outcome, message = judge(outcome, message, step, alias, status, step_message)
     if outcome == PromotionPhase.SUCCEEDED:
-        message = f"All {len(steps)} steps succeeded"
+        message = succeeded_message(promotion, steps)
     return outcome, message
+
+
+def _with_note(note: str, message: str) -> str:
+    return "; ".join(part for part in (note, message) if part)
 
 
 def run_step(
@@ -297,16 +426,19 @@ def run_step(
         step_env["vars"] = step_vars
         condition = step.if_
         if condition:
-            if not isinstance(evaluate_template(condition, step_env), bool):
-                return "Errored", f"`if` of step {alias} must evaluate to true or false", None, None
             should_run = evaluate_template(condition, step_env)
+            if not isinstance(should_run, bool):
+                return "Errored", f"`if` of step {alias} must evaluate to true or false", None, None
         else:
             should_run = env["success"]()
         if not should_run:
             return "Skipped", "", None, None
-        config = evaluate_template(step.config or {}, step_env)
+        config = json_value(evaluate_template(step.config or {}, step_env), "config")
     except ExpressionError as exc:
         return "Errored", str(exc), None, None
+    except Exception as exc:  # an evaluator bug ends the step at once, with the cause
+        log.exception("evaluating step %s of %s crashed", alias, promotion.name)
+        return "Errored", f"internal error: {exc.__class__.__name__}: {exc}", None, None
     try:
         for url in repo_urls_in(config):
             check_repo_url(url)
@@ -325,12 +457,13 @@ def run_step(
             outputs=state,
         )
         result = impl().run(ctx, valid)
+        outputs = json_value(result.outputs, "outputs")
     except (StepError, UnknownStepError) as exc:
         return "Errored", str(exc), None, config
     except Exception as exc:  # a bug in a step must end the promotion visibly, not hang it
         log.exception("step %s of %s crashed", alias, promotion.name)
         return "Errored", f"internal error: {exc.__class__.__name__}: {exc}", None, config
-    return result.status, result.message, result.outputs, config
+    return result.status, result.message, outputs, config
 
 
 def _abort_actor(raw: str) -> str:
@@ -341,28 +474,16 @@ def _abort_actor(raw: str) -> str:
 
 
 def recover_lost(now=None) -> int:
-    """Running promotions whose worker stopped (stale heartbeat) end Errored with the cause, so
+    """Running promotions whose worker stopped (claimed, stale heartbeat) are resumed by a new
+    worker, or, after max_resumes() resumes, end Errored with the cause (actions.do_recover), so
     nothing stays Running forever. Returns how many were recovered."""
     now = now or timezone.now()
     cutoff = now - timezone.timedelta(seconds=settings.PROMOTION_HEARTBEAT_TIMEOUT)
-    lost = Promotion.objects.select_related("project", "stage").filter(
-        phase=PromotionPhase.RUNNING, heartbeat_at__lt=cutoff
+    lost = (
+        Promotion.objects.filter(phase=PromotionPhase.RUNNING, heartbeat_at__lt=cutoff)
+        .exclude(claimed_by="")
+        .values_list("id", flat=True)
     )
-    count = 0
-    for promotion in lost:
-        metadata = promotion.status.get("stepExecutionMetadata", [])
-        running = next((m for m in metadata if m.get("status") == "Running"), None)
-        where = f" while running step {running['alias']}" if running else ""
-        if running:
-            running.update(
-                status="Errored", finishedAt=rfc3339(now), message="worker stopped during this step"
-            )
-            promotion.status = {**promotion.status, "stepExecutionMetadata": metadata}
-        # do_finish re-checks under lock, so two reconcilers never finish one promotion twice.
-        count += actions.do_finish(
-            promotion,
-            PromotionPhase.ERRORED,
-            f"the worker running this promotion stopped{where} (last heartbeat "
-            f"{rfc3339(promotion.heartbeat_at)}); promote again to retry",
-        )
-    return count
+    return sum(
+        1 for promotion_id in lost if actions.do_recover(promotion_id, cutoff, max_resumes())
+    )

@@ -45,8 +45,15 @@ class Promotion(ProjectScoped, Resource):
     actor = models.CharField(max_length=200, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
-    # Written by the worker running the promotion; a stale value means the worker is gone.
+    # Written by the worker running the promotion; a stale value means the worker is gone. While
+    # nobody has claimed the run, it is when the run was handed to a worker (NULL: not yet).
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # The claim token of the worker that owns the run ("" while nobody does). Every write of a run
+    # (heartbeat, step progress, finish) is conditional on it, so a worker that was thought dead
+    # and comes back cannot write over the run that took its place.
+    claimed_by = models.CharField(max_length=200, blank=True, default="")
+    # How many times a run whose worker stopped was resumed (engine.MAX_RESUMES at most).
+    resumes = models.PositiveSmallIntegerField(default=0)
 
     @property
     def is_terminal(self) -> bool:

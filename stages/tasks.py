@@ -4,6 +4,7 @@ import logging
 
 from celery import shared_task
 from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 
 from freight.actions import discovery_due
@@ -38,15 +39,21 @@ def refresh_stage(stage_id: int) -> None:
 @shared_task
 def reconcile() -> None:
     """Level-triggered sweep: finds work that no task picked up. A Promotion created by the CLI in
-    another process, a task lost with a dead worker, a worker that died mid-step, a Warehouse
-    whose discovery interval elapsed: each is found here within a few seconds."""
+    another process, a task lost with a dead worker, a worker that died mid-step (its promotion
+    is resumed), a Warehouse whose discovery interval elapsed: each is found here within a few
+    seconds."""
     now = timezone.now()
     engine.recover_lost(now)
-    # Running but never claimed: the run task was lost before a worker took it.
+    # Running but held by no worker: the run task was lost before a worker took it (a new run
+    # never handed out within the timeout, or a resumed one handed out longer ago than that).
     cutoff = now - timezone.timedelta(seconds=settings.PROMOTION_HEARTBEAT_TIMEOUT)
     for promotion_id in Promotion.objects.filter(
-        phase=PromotionPhase.RUNNING, heartbeat_at__isnull=True, started_at__lt=cutoff
+        Q(heartbeat_at__isnull=True, started_at__lt=cutoff) | Q(heartbeat_at__lt=cutoff),
+        phase=PromotionPhase.RUNNING,
+        claimed_by="",
     ).values_list("id", flat=True):
+        # Stamp the hand-off, so the next sweep waits another timeout before sending it again.
+        Promotion.objects.filter(id=promotion_id, claimed_by="").update(heartbeat_at=now)
         run_promotion.delay(promotion_id)
     waiting = (
         Promotion.objects.filter(phase=PromotionPhase.PENDING)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from pydantic import Field, field_validator, model_validator
 
+from kargo import runner
 from kargo.redaction import redact
 from kargo.remotes import parse_remote
 from projects.repos import RepoNotAllowed, check_repo_url
@@ -28,6 +29,7 @@ from .base import (
     git,
     git_ref_name,
     register,
+    run_command,
 )
 
 # Directory (inside the work dir) holding the bare clones.
@@ -186,7 +188,19 @@ class GitClone(Step):
         empty_tree = git(ctx, repo, "mktree", input="")
         sha = git(ctx, repo, "commit-tree", empty_tree, "-m", "Initial commit")
         git(ctx, repo, "update-ref", f"refs/heads/{branch}", sha)
-        git(ctx, repo, "push", "origin", f"refs/heads/{branch}:refs/heads/{branch}", timeout=300)
+        ref = f"refs/heads/{branch}"
+        pushed = run_command(
+            ctx, ["git", "push", "origin", f"{ref}:{ref}"], cwd=repo, timeout=300, check=False
+        )
+        if pushed.returncode == 0:
+            return
+        # Created by someone else since the clone (another run of this very promotion, taken
+        # for dead but still going): the branch exists now, which is all this asked for.
+        if git(ctx, repo, "ls-remote", "--heads", "origin", ref, timeout=120):
+            git(ctx, repo, "fetch", "--quiet", "origin", f"+{ref}:{ref}", timeout=300)
+            return
+        detail = runner.tail(pushed.stderr or pushed.stdout)
+        raise StepError(f"creating branch {branch!r} on the remote failed: {detail}")
 
 
 def update_submodules(ctx: StepContext, tree: Path) -> None:

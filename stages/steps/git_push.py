@@ -5,6 +5,13 @@ every attempt first rebases onto the remote branch when it exists, then pushes
 ``HEAD:<branch>``; a rejection because the remote moved on (another promotion
 pushed in between) is retried up to ``maxAttempts`` times (default 10) with
 growing delays. A rebase conflict needs a human, so it fails the step instead.
+
+Re-runnable: a push that already landed is recognised and not made again. When
+the remote branch is already at HEAD, or at a commit with HEAD's tree (for a
+forced push: also HEAD's parents, i.e. the same change on the same base, as an
+earlier run of this promotion made it), the step succeeds without pushing and
+reports the remote's commit. A promotion resumed after its worker stopped
+re-runs its steps, so this is what keeps a resumed push from landing twice.
 """
 
 from __future__ import annotations
@@ -132,6 +139,7 @@ class GitPush(Step):
         else:
             target = config.target_branch or current
 
+        landed = None
         if config.tag:
             self._push_tag(ctx, tree, config.tag)
         else:
@@ -139,11 +147,12 @@ class GitPush(Step):
                 raise StepError(
                     "HEAD is detached; set targetBranch to choose the branch to push to"
                 )
-            failure = self._push_branch(ctx, tree, target, force, config.max_attempts or 10)
-            if failure:
-                return failure
+            pushed = self._push_branch(ctx, tree, target, force, config.max_attempts or 10)
+            if isinstance(pushed, StepResult):
+                return pushed
+            landed = pushed
 
-        sha = git(ctx, tree, "rev-parse", "HEAD")
+        sha = landed or git(ctx, tree, "rev-parse", "HEAD")
         outputs = {"commit": sha}
         if target:
             outputs["branch"] = target
@@ -151,11 +160,19 @@ class GitPush(Step):
         url = commit_url(remote, sha, config.provider)
         if url:
             outputs["commitURL"] = url
-        return StepResult(outputs=outputs)
+        message = ""
+        if landed:
+            message = (
+                f"nothing to push: remote branch {target!r} is already at {landed[:12]}, "
+                "which holds this commit's content"
+            )
+        return StepResult(outputs=outputs, message=message)
 
     def _push_branch(
         self, ctx: StepContext, tree: Path, branch: str, force: bool, max_attempts: int
-    ) -> StepResult | None:
+    ) -> StepResult | str | None:
+        """Push HEAD to `branch`. Returns None once pushed, the remote's commit when the push had
+        already landed (nothing pushed), or a Failed result."""
         refspec = f"HEAD:refs/heads/{branch}"
         for attempt in range(1, max_attempts + 1):
             if not force:
@@ -163,6 +180,9 @@ class GitPush(Step):
                     self._integrate(ctx, tree, branch)
                 except RebaseConflict as exc:
                     return StepResult(status="Failed", message=str(exc))
+            landed = self._landed(ctx, tree, branch, force)
+            if landed:
+                return landed
             args = ["push", "origin", refspec] + (["--force"] if force else [])
             proc = git_proc(ctx, tree, *args)
             if proc.returncode == 0:
@@ -179,6 +199,32 @@ class GitPush(Step):
             # Someone else pushed first: wait a little, then rebase and retry.
             time.sleep(self._delay(attempt))
         return None
+
+    def _landed(self, ctx: StepContext, tree: Path, branch: str, force: bool) -> str | None:
+        """The remote branch's commit when pushing HEAD to it would change nothing it holds: it
+        is HEAD, or has HEAD's tree (and, for a forced push, which replaces history, HEAD's
+        parents too). None when there is something to push."""
+        listed = git(
+            ctx, tree, "ls-remote", "--heads", "origin", f"refs/heads/{branch}", timeout=120
+        )
+        remote = listed.split()[0] if listed else ""
+        if not remote:
+            return None
+        head = git(ctx, tree, "rev-parse", "HEAD")
+        if remote == head:
+            return remote
+        if git(ctx, tree, "cat-file", "-t", remote, check=False) != "commit":
+            # Pushed after this clone was made: fetch it (into no ref) to compare.
+            git(ctx, tree, "fetch", "--quiet", "origin", f"refs/heads/{branch}", timeout=300)
+        if git(ctx, tree, "cat-file", "-t", remote, check=False) != "commit":
+            return None  # moved again while we looked: push, and let the push decide
+        if git(ctx, tree, "rev-parse", f"{remote}^{{tree}}") != git(
+            ctx, tree, "rev-parse", "HEAD^{tree}"
+        ):
+            return None
+        if force and _parents(ctx, tree, remote) != _parents(ctx, tree, head):
+            return None
+        return remote
 
     def _integrate(self, ctx: StepContext, tree: Path, branch: str) -> None:
         """Rebase local commits onto the remote branch, if it exists yet."""
@@ -213,6 +259,10 @@ class GitPush(Step):
 def git_proc(ctx: StepContext, cwd: Path, *args: str, timeout: float = 300):
     """git without raising on failure: the caller inspects the output."""
     return run_command(ctx, ["git", *args], cwd=cwd, timeout=timeout, check=False)
+
+
+def _parents(ctx: StepContext, tree: Path, commit: str) -> list[str]:
+    return git(ctx, tree, "rev-list", "--parents", "-n", "1", commit).split()[1:]
 
 
 def _rebase_in_progress(ctx: StepContext, tree: Path) -> bool:

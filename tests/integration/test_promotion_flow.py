@@ -1,6 +1,8 @@
 """The slice end to end without a browser: the demo's real repositories, discovery, and a
 promotion through test -> uat -> prod that lands rendered manifests on the stage branches."""
 
+import re
+
 import pytest
 from django.core.management import call_command
 
@@ -186,3 +188,51 @@ def test_retry_error_threshold_reruns_an_erroring_step(demo, data_dir, monkeypat
     clear = promotion.status["stepExecutionMetadata"][1]
     assert (clear["status"], clear["errorCount"]) == ("Succeeded", 2)
     assert len(calls) == 3
+
+
+def add_report_step(stage: Stage, config: dict, template_vars: list | None = None) -> Stage:
+    spec = stage.spec
+    template = spec["promotionTemplate"]["spec"]
+    template["steps"].append({"uses": "compose-output", "as": "report", "config": config})
+    if template_vars:
+        template["vars"] = template.get("vars", []) + template_vars
+    Stage.objects.filter(id=stage.id).update(spec=spec)
+    stage.refresh_from_db()
+    return stage
+
+
+def test_times_and_durations_from_expressions_are_stored_as_kargo_prints_them(demo):
+    """now() and duration() give values JSON has no form for: a config or var holding one gets
+    the text Kargo's templates give it (RFC 3339, Go's duration), as when it is interpolated."""
+    stage = add_report_step(
+        Stage.objects.get(project=demo, name="test"),
+        {
+            "at": "${{ vars.deployedAt }}",
+            "now": "${{ now() }}",
+            "ttl": "${{ duration('1h30m') }}",
+            "list": ["${{ duration('90s') }}", "soak ${{ duration('90s') }}"],
+        },
+        [{"name": "deployedAt", "value": "${{ now() }}"}],
+    )
+    promotion = do_promote(stage, newest(demo), actor="user:tester")
+    promotion.refresh_from_db()
+    assert promotion.phase == "Succeeded", promotion.message
+    report = promotion.status["state"]["report"]
+    rfc3339 = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$"
+    assert re.match(rfc3339, report["at"]) and re.match(rfc3339, report["now"]), report
+    assert report["ttl"] == "1h30m0s"
+    assert report["list"] == ["1m30s", "soak 1m30s"]
+
+
+def test_a_value_with_no_json_form_errors_the_step_at_once(demo):
+    stage = add_report_step(Stage.objects.get(project=demo, name="test"), {"f": "${{ success }}"})
+    promotion = do_promote(stage, newest(demo), actor="user:tester")
+    promotion.refresh_from_db()
+    assert promotion.phase == "Errored"
+    assert promotion.message == (
+        "step report (compose-output) errored: config.f evaluated to a func, which has no JSON form"
+    )
+    report = promotion.status["stepExecutionMetadata"][-1]
+    assert (report["alias"], report["status"]) == ("report", "Errored")
+    stage.refresh_from_db()
+    assert stage.status["lastPromotion"]["status"]["phase"] == "Errored"

@@ -1,16 +1,23 @@
-"""Level-triggered recovery: the periodic reconcile finds work no task picked up."""
+"""Level-triggered recovery: the periodic reconcile finds work no task picked up, and resumes a
+promotion whose worker stopped."""
 
 import subprocess
 from datetime import timedelta
 
+import pytest
 from django.utils import timezone
 
 from freight.models import Freight, Warehouse
+from kargo.times import rfc3339
 from kargo_ui.celery import app
-from stages.actions import do_promote, do_start_next
+from projects.models import Event
+from stages import actions, engine
+from stages.actions import LostOwnership, do_finish, do_promote, do_start_next, do_step_progress
 from stages.engine import recover_lost
 from stages.models import Promotion, Stage
+from stages.queries import stage_phase
 from stages.tasks import reconcile
+from tests.conftest import git_show
 
 
 class no_worker:
@@ -35,6 +42,78 @@ def started_promotion(project) -> Promotion:
     return Promotion.objects.get(id=promotion.id)
 
 
+class WorkerKilled(BaseException):
+    """kill -9 of the worker, as its run sees it: no `except Exception` in the engine catches it, so
+    nothing is recorded after it. (The run's `finally` still removes its work dir, which is what a
+    resume on another machine finds anyway: no work dir.)"""
+
+
+def kill_worker_when(monkeypatch, alias: str, status: str, record: bool = True):
+    """Make the next run stop dead where step `alias` reaches `status`: after that is saved
+    (`record`), or instead of saving it (the step's work is done, its record is not)."""
+    real = actions.do_step_progress
+
+    def progress(promotion, claimed_by):
+        entry = promotion.status["stepExecutionMetadata"][promotion.status["currentStep"]]
+        hit = (entry["alias"], entry["status"]) == (alias, status)
+        if hit and not record:
+            raise WorkerKilled(alias)
+        real(promotion, claimed_by)
+        if hit:
+            raise WorkerKilled(alias)
+
+    monkeypatch.setattr(actions, "do_step_progress", progress)
+
+
+def crash(promotion: Promotion, monkeypatch) -> Promotion:
+    """Run the promotion until the planted kill, then leave it as a dead worker does: claimed,
+    Running, its heartbeat going stale."""
+    with pytest.raises(WorkerKilled):
+        engine.run(promotion.id)
+    monkeypatch.undo()
+    promotion.refresh_from_db()
+    assert promotion.phase == "Running" and promotion.claimed_by
+    Promotion.objects.filter(id=promotion.id).update(
+        heartbeat_at=timezone.now() - timedelta(minutes=5)
+    )
+    promotion.refresh_from_db()
+    return promotion
+
+
+def gitops(data_dir):
+    return data_dir / "demo" / "repos" / "guestbook-gitops.git"
+
+
+def branch_log(data_dir, branch: str) -> list[str]:
+    """The branch's commits, newest first, as `<sha> <tree> <subject>`."""
+    return subprocess.run(
+        ["git", "--git-dir", str(gitops(data_dir)), "log", "--format=%H %T %s", branch],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+
+
+def assert_resumed_and_pushed_once(promotion: Promotion, data_dir, freight: Freight):
+    """Succeeded after one resume; the branch got exactly one commit (on the orphan one that
+    git-clone creates), the one the push step reports; the Stage shows what the branch holds."""
+    promotion.refresh_from_db()
+    assert promotion.phase == "Succeeded", promotion.message
+    assert promotion.message == "All 6 steps succeeded (resumed once after the worker stopped)"
+    assert promotion.resumes == 1
+    log = branch_log(data_dir, "stage/test")
+    assert len(log) == 2, log  # "Initial commit" + the promotion's one commit
+    assert log[1].endswith("Initial commit")
+    assert promotion.status["state"]["step-6"]["commit"] == log[0].split()[0]
+    tag = freight.commits[0]["tag"]
+    assert f"demo/guestbook:{tag}" in git_show(gitops(data_dir), "stage/test", "manifests.yaml")
+    stage = Stage.objects.get(id=promotion.stage_id)
+    assert stage_phase(stage) == "Ready"
+    assert stage.status["lastPromotion"]["name"] == promotion.name
+    assert stage.status["freightHistory"][0]["items"]["Warehouse/guestbook"]["name"] == freight.name
+    assert Event.objects.filter(reason="PromotionResumed").count() == 1
+
+
 def test_a_pending_promotion_nobody_started_is_picked_up(demo):
     with no_worker():
         promotion = do_promote(Stage.objects.get(name="test"), newest(demo), actor="cli:x")
@@ -55,33 +134,155 @@ def test_a_running_promotion_whose_task_was_lost_is_run(demo, settings):
     assert promotion.phase == "Succeeded"
 
 
-def test_a_worker_that_died_mid_step_leaves_an_errored_promotion_with_the_cause(demo):
+def test_a_crash_before_git_push_resumes_and_pushes_once(demo, data_dir, monkeypatch):
     promotion = started_promotion(demo)
-    promotion.refresh_from_db()
-    # What a worker killed during step 2 leaves behind: a claimed run, a stale heartbeat.
-    stale = timezone.now() - timedelta(minutes=5)
-    promotion.status["stepExecutionMetadata"] = [
-        {
-            "alias": "step-1",
-            "status": "Succeeded",
-            "startedAt": "2026-01-01T00:00:00Z",
-            "finishedAt": "2026-01-01T00:00:01Z",
-        },
-        {"alias": "step-2", "status": "Running", "startedAt": "2026-01-01T00:00:01Z"},
-    ]
-    Promotion.objects.filter(id=promotion.id).update(heartbeat_at=stale, status=promotion.status)
+    kill_worker_when(monkeypatch, "step-6", "Running")
+    promotion = crash(promotion, monkeypatch)
+    steps = promotion.status["stepExecutionMetadata"]
+    assert [m["status"] for m in steps] == ["Succeeded"] * 5 + ["Running"]
+    assert len(branch_log(data_dir, "stage/test")) == 1  # only git-clone's orphan commit
+    stopped = rfc3339(promotion.heartbeat_at)
+
+    assert recover_lost() == 1
+    assert_resumed_and_pushed_once(promotion, data_dir, newest(demo))
+    steps = promotion.status["stepExecutionMetadata"]
+    assert [m["status"] for m in steps] == ["Succeeded"] * 6
+    # Every step was re-run in a fresh work dir, and says so.
+    note = f"resumed after the worker stopped at {stopped} while running step step-6"
+    assert all(m["message"].startswith(note) for m in steps), steps
+    assert "(resume 1 of at most 3)" in steps[0]["message"]
+    assert "nothing to push" not in steps[5]["message"]  # this push was the first
+
+
+def test_a_crash_after_git_push_landed_before_it_was_recorded_does_not_push_again(
+    demo, data_dir, monkeypatch
+):
+    promotion = started_promotion(demo)
+    kill_worker_when(monkeypatch, "step-6", "Succeeded", record=False)
+    promotion = crash(promotion, monkeypatch)
+    assert promotion.status["stepExecutionMetadata"][-1]["status"] == "Running"
+    landed = branch_log(data_dir, "stage/test")
+    assert len(landed) == 2  # the push landed; the database does not know
+
+    assert recover_lost() == 1
+    assert_resumed_and_pushed_once(promotion, data_dir, newest(demo))
+    assert branch_log(data_dir, "stage/test") == landed  # not pushed twice, nothing rewritten
+    steps = {m["alias"]: m for m in promotion.status["stepExecutionMetadata"]}
+    # The fresh clone already holds the change: nothing to commit, nothing to push.
+    assert steps["commit"]["message"].endswith("nothing to commit; HEAD unchanged")
+    assert "nothing to push: remote branch 'stage/test' is already at" in steps["step-6"]["message"]
+    assert promotion.status["state"]["commit"]["commit"] == landed[0].split()[0]
+
+
+def test_a_forced_push_that_landed_is_not_made_again(demo, data_dir, monkeypatch):
+    """generateTargetBranch pushes with --force to kargo/promotion/<name>: the re-run makes its own
+    commit (the branch it cloned does not have the landed one), and must not replace the landed
+    commit with it."""
+    stage = Stage.objects.get(name="test")
+    spec = stage.spec
+    push = spec["promotionTemplate"]["spec"]["steps"][5]["config"]
+    push.pop("branch")
+    push["generateTargetBranch"] = True
+    Stage.objects.filter(id=stage.id).update(spec=spec)
+    promotion = started_promotion(demo)
+    kill_worker_when(monkeypatch, "step-6", "Succeeded", record=False)
+    promotion = crash(promotion, monkeypatch)
+    branch = f"kargo/promotion/{promotion.name}"
+    landed = branch_log(data_dir, branch)
+    # The re-run's commit differs from the landed one as it would a second later (its date):
+    # here, by its message.
+    spec = promotion.spec
+    commit = spec["steps"][4]["config"]
+    commit.pop("messageFromSteps")
+    commit["message"] = "made again by the resumed run"
+    Promotion.objects.filter(id=promotion.id).update(spec=spec)
+
     assert recover_lost() == 1
     promotion.refresh_from_db()
+    assert promotion.phase == "Succeeded", promotion.message
+    assert branch_log(data_dir, branch) == landed
+    steps = {m["alias"]: m for m in promotion.status["stepExecutionMetadata"]}
+    assert "nothing to push" in steps["step-6"]["message"]
+    assert promotion.status["state"]["step-6"] == {
+        "commit": landed[0].split()[0],
+        "branch": branch,
+    }
+
+
+def test_a_crash_after_all_steps_before_the_finish_is_recorded_finishes_without_rerunning(
+    demo, data_dir, monkeypatch
+):
+    promotion = started_promotion(demo)
+    real_finish = actions.do_finish
+
+    def killed_before_finish(promotion, phase, message, claimed_by=None):
+        if claimed_by:  # the worker's own finish, not a recovery's
+            raise WorkerKilled("finish")
+        return real_finish(promotion, phase, message, claimed_by)
+
+    monkeypatch.setattr(actions, "do_finish", killed_before_finish)
+    promotion = crash(promotion, monkeypatch)
+    before = promotion.status["stepExecutionMetadata"]
+    assert [m["status"] for m in before] == ["Succeeded"] * 6
+    step = engine.get_step("git-clone")
+    monkeypatch.setattr(step, "run", lambda *a: pytest.fail("a finished step was run again"))
+
+    assert recover_lost() == 1
+    assert_resumed_and_pushed_once(promotion, data_dir, newest(demo))
+    # Nothing was re-run: the steps' records are those of the run that did the work.
+    assert promotion.status["stepExecutionMetadata"] == before
+
+
+def test_a_promotion_whose_worker_keeps_dying_ends_errored_with_the_cause(
+    demo, data_dir, settings, monkeypatch
+):
+    settings.PROMOTION_MAX_RESUMES = 2
+    promotion = started_promotion(demo)
+    for attempt in range(3):
+        kill_worker_when(monkeypatch, "step-4", "Running")
+        promotion = crash(promotion, monkeypatch)
+        with no_worker():  # the resumed run is handed out, and run here, by hand
+            assert recover_lost() == 1
+        promotion.refresh_from_db()
+        if attempt < 2:
+            assert (promotion.phase, promotion.resumes) == ("Running", attempt + 1)
+            assert promotion.message.startswith("resumed after the worker stopped at")
     assert promotion.phase == "Errored"
-    assert "stopped while running step step-2" in promotion.message
-    assert promotion.status["stepExecutionMetadata"][1]["status"] == "Errored"
+    assert promotion.resumes == 2
+    assert "the worker running this promotion stopped while running step step-4" in (
+        promotion.message
+    )
+    assert promotion.message.endswith("it had been resumed 2 times; promote again to retry")
+    steps = promotion.status["stepExecutionMetadata"]
+    assert [m["status"] for m in steps] == ["Succeeded"] * 3 + ["Errored"]
+    assert steps[3]["message"] == "the worker stopped during this step"
+    assert steps[0]["message"].startswith("resumed after the worker stopped at")
     stage = Stage.objects.get(id=promotion.stage_id)
     assert stage.status["lastPromotion"]["status"]["phase"] == "Errored"
     assert "currentPromotion" not in stage.status
+    assert not engine.work_dir_for(promotion).exists()
     # The queue moves on: the next promotion for the Stage runs.
     second = do_promote(stage, newest(demo), actor="cli:x")
     second.refresh_from_db()
     assert second.phase == "Succeeded"
+
+
+def test_a_resumed_run_whose_hand_off_is_lost_is_sent_again(demo, data_dir, monkeypatch):
+    promotion = started_promotion(demo)
+    kill_worker_when(monkeypatch, "step-2", "Running")
+    promotion = crash(promotion, monkeypatch)
+    with no_worker():
+        assert recover_lost() == 1  # resumed, but the run task goes nowhere
+    promotion.refresh_from_db()
+    assert (promotion.phase, promotion.claimed_by) == ("Running", "")
+    reconcile()  # within the timeout of the hand-off: left alone
+    promotion.refresh_from_db()
+    assert promotion.phase == "Running"
+    Promotion.objects.filter(id=promotion.id).update(
+        heartbeat_at=timezone.now() - timedelta(minutes=5)
+    )
+    reconcile()
+    assert_resumed_and_pushed_once(promotion, data_dir, newest(demo))
 
 
 def test_a_live_heartbeat_is_left_alone(demo):
@@ -136,21 +337,34 @@ def test_discovery_failure_is_shown_on_the_warehouse(demo):
     assert "/nonexistent/app.git" in healthy["message"]
 
 
-def test_a_late_finish_does_not_overwrite_a_recovered_promotion(demo):
-    from stages.actions import do_finish
-
+def test_a_worker_taken_for_dead_cannot_write_over_the_run_that_replaced_it(demo, monkeypatch):
     promotion = started_promotion(demo)
-    Promotion.objects.filter(id=promotion.id).update(
-        heartbeat_at=timezone.now() - timedelta(minutes=5)
-    )
-    assert recover_lost() == 1
-    assert recover_lost() == 0  # a second reconciler finds nothing to do
+    kill_worker_when(monkeypatch, "update-image", "Running")
+    promotion = crash(promotion, monkeypatch)
+    old_claim = promotion.claimed_by
+    with no_worker():
+        assert recover_lost() == 1
+        assert recover_lost() == 0  # a second reconciler finds nothing to do
+    # The worker that was thought dead comes back: its beats, progress and finish all filter on
+    # its claim, which is no longer the promotion's.
+    assert not Promotion.objects.filter(id=promotion.id, claimed_by=old_claim).exists()
+    with pytest.raises(LostOwnership):
+        do_step_progress(promotion, old_claim)
+    assert do_finish(promotion, "Succeeded", "All 6 steps succeeded", claimed_by=old_claim) is False
     promotion.refresh_from_db()
-    # The worker that was thought dead comes back and tries to record success.
-    assert do_finish(promotion, "Succeeded", "All 6 steps succeeded") is False
-    promotion.refresh_from_db()
-    assert promotion.phase == "Errored"
+    assert promotion.phase == "Running"
     assert Stage.objects.get(id=promotion.stage_id).status.get("freightHistory") == []
+    # The run it was handed to completes it.
+    engine.run(promotion.id)
+    promotion.refresh_from_db()
+    assert promotion.phase == "Succeeded", promotion.message
+    assert do_finish(promotion, "Errored", "late", claimed_by=old_claim) is False
+
+
+def test_one_run_only_claims_a_promotion(demo):
+    promotion = started_promotion(demo)
+    assert engine.claim(promotion.id) is not None
+    assert engine.claim(promotion.id) is None
 
 
 def test_aborting_a_queued_promotion_leaves_the_running_one_alone(demo):
