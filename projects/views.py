@@ -100,6 +100,8 @@ def audit(request: HttpRequest, name: str) -> HttpResponse:
     query = request.GET.copy()
     query.pop("before", None)
     query.pop("format", None)
+    for event in events:
+        event.changes = changed_fields(event.before, event.after)
     ctx = {
         "project": project,
         "role": role,
@@ -111,11 +113,49 @@ def audit(request: HttpRequest, name: str) -> HttpResponse:
         "query": query.urlencode(),
         "filtered": any(form.data.get(f) for f in form.fields),
     }
-    if htmx_partial(request):
+    # Only the filter form and the paging links ask for the table; an htmx history restore asks
+    # for the whole page.
+    if htmx_partial(request) and request.htmx.target == "audit-table":
         return render(request, "audit.html#audit-table", ctx)
     ctx["reasons"] = audit_choices(project, "reason")
     ctx["actors"] = audit_choices(project, "actor")
     return render(request, "audit.html", ctx)
+
+
+def changed_fields(before, after, path: str = "", limit: int = 8) -> list[tuple[str, str, str]]:
+    """What a change changed, leaf by leaf: (path, old, new) with the values as short JSON, for
+    the page's one-line summary (`spec.interval: 30s → 7m0s`). Empty when there is nothing to
+    compare (a creation or a deletion shows its whole before or after instead)."""
+    if before is None or after is None:
+        return []
+    out: list[tuple[str, str, str]] = []
+
+    def short(value) -> str:
+        text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+        return text if len(text) <= 60 else text[:59] + "…"
+
+    def walk(old, new, at: str) -> None:
+        if len(out) > limit or old == new:
+            return
+        if isinstance(old, dict) and isinstance(new, dict):
+            for key in [*old, *(k for k in new if k not in old)]:
+                walk(old.get(key), new.get(key), f"{at}.{key}" if at else str(key))
+        elif isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+            for i, (a, b) in enumerate(zip(old, new, strict=True)):
+                walk(a, b, f"{at}[{i}]")
+        else:
+            out.append(
+                (
+                    at or "value",
+                    "—" if old is None else short(old),
+                    "—" if new is None else short(new),
+                )
+            )
+
+    walk(before, after, path)
+    if len(out) > limit:
+        out[limit:] = [("…", "", "")]
+    return out
 
 
 def export_events(project: str, events, export: str) -> StreamingHttpResponse:

@@ -24,6 +24,8 @@ from stages.actions import do_finish, do_promote, do_start_next
 from stages.models import PromotionPhase, Stage
 
 URL = "/project/kargo-demo/audit/"
+# What the filter form and the paging links send.
+HTMX = {"HX-Request": "true", "HX-Target": "audit-table"}
 CLIENT_IP = "203.0.113.7"
 PROXY_IP = "10.0.0.2"
 
@@ -235,7 +237,7 @@ def test_deleting_a_resource_records_what_it_was(project):
 def test_only_admins_read_the_audit_trail(users, who, status):
     client = browser(users[who])
     assert client.get(URL).status_code == status
-    assert client.get(URL, headers={"HX-Request": "true"}).status_code == status
+    assert client.get(URL, headers=HTMX).status_code == status
     assert client.get(URL + "?format=csv").status_code == status
 
 
@@ -272,14 +274,31 @@ def test_the_page_lists_events_newest_first_with_their_details(users, freight):
     assert 'id="audit-table"' in html and "<form" in html
 
 
+def test_a_change_shows_what_it_changed_at_a_glance(users, project, tmp_path):
+    doc = exported("Warehouse", "guestbook")
+    doc["spec"]["interval"] = "10m0s"
+    doc["metadata"]["labels"] = {"team": "payments"}
+    applied(tmp_path, [doc])
+    html = browser(users["alice"]).get(URL + "?reason=WarehouseUpdated").content.decode()
+    assert "<code>spec.interval</code>" in html
+    assert '<span class="audit-old">30s</span> → <span class="audit-new">10m0s</span>' in html
+    assert "<code>labels.team</code>" in html and '<span class="audit-new">payments</span>' in html
+
+
 def test_an_htmx_filter_change_swaps_only_the_table(users, freight):
-    response = browser(users["alice"]).get(
-        URL + "?reason=FreightCreated", headers={"HX-Request": "true"}
-    )
+    response = browser(users["alice"]).get(URL + "?reason=FreightCreated", headers=HTMX)
     html = response.content.decode()
     assert html.lstrip().startswith('<section id="audit-table"')
     assert "<form" not in html
     assert set(rows(response)) == {"FreightCreated"} and len(rows(response)) == 3
+
+
+def test_an_htmx_history_restore_gets_the_whole_page(users, project):
+    response = browser(users["alice"]).get(
+        URL + "?surface=cli",
+        headers={"HX-Request": "true", "HX-History-Restore-Request": "true"},
+    )
+    assert "<form" in response.content.decode() and "<html" in response.content.decode()
 
 
 def test_filters_narrow_the_events(users, project):
@@ -426,7 +445,7 @@ def test_jsonl_export_is_one_event_a_line(users, freight):
 )
 def test_query_counts_do_not_grow_with_the_events(users, project, query, htmx):
     client = browser(users["alice"])
-    headers = {"HX-Request": "true"} if htmx else {}
+    headers = HTMX if htmx else {}
 
     def count() -> int:
         cursor = Event.objects.filter(project=project).order_by("-created_at", "-id")[5].id
