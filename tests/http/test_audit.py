@@ -19,6 +19,7 @@ from kargo_ui import manifests
 from projects.actions import record_event
 from projects.audit import audit_context
 from projects.models import Event, Project, Surface
+from projects.queries import AuditFilter, audit_events
 from projects.tokens import do_create_token
 from stages.actions import do_finish, do_promote, do_start_next
 from stages.models import PromotionPhase, Stage
@@ -473,6 +474,25 @@ def test_a_page_reads_one_page_of_events(users, project):
     page_reads = [sql for sql in event_reads if "LIMIT 51" in sql]
     assert len(page_reads) == 1
     assert "COUNT(" not in " ".join(event_reads) and "OFFSET" not in " ".join(event_reads)
+
+
+@pytest.mark.parametrize(
+    "audit_filter,index",
+    [
+        (AuditFilter(), "event_project_newest"),
+        (AuditFilter(reason="PromotionFailed"), "event_project_reason_newest"),
+        (AuditFilter(actor="user:someone"), "event_project_actor_newest"),
+        (AuditFilter(surface="api"), "event_project_surface_newest"),
+        (AuditFilter(text="disk"), "event_project_newest"),
+    ],
+)
+def test_each_filter_reads_an_index_in_page_order(project, audit_filter, index):
+    if connection.vendor != "sqlite":
+        pytest.skip("the plan is SQLite's")
+    add_events(project, 300)
+    plan = audit_events(project, audit_filter)[:51].explain()
+    assert f"USING INDEX {index}" in plan or f"USING COVERING INDEX {index}" in plan, plan
+    assert "TEMP B-TREE" not in plan, plan  # nothing sorted: the index gives the order
 
 
 def test_since_until_dates_are_days(users, project):
