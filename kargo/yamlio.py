@@ -10,6 +10,7 @@ that says which limit was hit: the size of the text (MAX_BYTES), the number of d
 the API server does, a mapping that sets one key twice is refused rather than read as the last.
 """
 
+from contextlib import contextmanager
 from typing import Any
 
 import yaml
@@ -149,10 +150,36 @@ def load_all(
     max_alias_nodes: int = MAX_ALIAS_NODES,
 ) -> list[Any]:
     """Every document of a multi-document YAML text, as JSON-compatible values."""
-    _check_size(text, max_bytes)
-    try:
-        _check_structure(text, max_documents, max_depth, max_alias_nodes)
+    with _as_syntax_errors(max_depth):
+        check(
+            text,
+            max_bytes=max_bytes,
+            max_documents=max_documents,
+            max_depth=max_depth,
+            max_alias_nodes=max_alias_nodes,
+        )
         return [_as_json(doc) for doc in yaml.load_all(text, Loader=ManifestLoader)]
+
+
+def check(
+    text: str,
+    *,
+    max_bytes: int = MAX_BYTES,
+    max_documents: int = MAX_DOCUMENTS,
+    max_depth: int = MAX_DEPTH,
+    max_alias_nodes: int = MAX_ALIAS_NODES,
+) -> None:
+    """Hold any YAML text to the reading budgets before it is composed or loaded elsewhere (a
+    step editing a repository's file keeps its own parser, but not without limits)."""
+    _check_size(text, max_bytes)
+    with _as_syntax_errors(max_depth):
+        _check_structure(text, max_documents, max_depth, max_alias_nodes)
+
+
+@contextmanager
+def _as_syntax_errors(max_depth: int):
+    try:
+        yield
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)

@@ -28,8 +28,10 @@ from typing import Literal
 import yaml
 from pydantic import Field
 
+from kargo import yamlio
 from kargo.remotes import kustomize_remote, parse_remote
 from kargo.runner import tail
+from kargo.yamlio import YAMLLimitError, YAMLSyntaxError
 from projects.repos import RepoNotAllowed, check_repo_url
 
 from .base import Step, StepContext, StepError, StepModel, StepResult, register, run_command
@@ -76,8 +78,10 @@ def check_references(ctx: StepContext, directory: Path, seen: set[Path] | None =
     # kustomize reads every file below a kustomization itself: no link there may lead out.
     ctx.check_links(directory)
     try:
-        document = yaml.safe_load(ctx.read_text(files[0])) or {}
-    except (yaml.YAMLError, UnicodeDecodeError):
+        document = yamlio.load(ctx.read_text(files[0])) or {}
+    except YAMLLimitError as exc:
+        raise StepError(f"{files[0].name} in {ctx.guard.shown(str(directory))}: {exc}") from None
+    except (YAMLSyntaxError, UnicodeDecodeError):
         return transports  # kustomize reports the parse error itself, in its own words
     if not isinstance(document, dict):
         return transports

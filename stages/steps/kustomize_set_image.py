@@ -23,6 +23,9 @@ from pathlib import Path
 import yaml
 from pydantic import Field, model_validator
 
+from kargo import yamlio
+from kargo.yamlio import YAMLSyntaxError
+
 from .base import Step, StepContext, StepError, StepModel, StepResult, register
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
@@ -223,6 +226,12 @@ class KustomizeSetImage(Step):
     def run(self, ctx: StepContext, config: KustomizeSetImageConfig) -> StepResult:
         kustomization = find_kustomization(ctx, config.path)
         text = ctx.read_text(kustomization)
+        try:
+            yamlio.check(text)
+        except YAMLSyntaxError as exc:
+            raise StepError(
+                f"could not parse {kustomization.name} in {config.path}: {exc}"
+            ) from None
         try:
             current = (yaml.safe_load(text) or {}).get("images") or []
         except (yaml.YAMLError, AttributeError):

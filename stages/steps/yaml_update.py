@@ -22,6 +22,9 @@ import re
 import yaml
 from pydantic import Field
 
+from kargo import yamlio
+from kargo.yamlio import YAMLSyntaxError
+
 from .base import Step, StepContext, StepError, StepModel, StepResult, register
 
 
@@ -149,7 +152,10 @@ def message_value(value: object) -> str:
 
 def set_values(text: str, updates: list[tuple[str, object]]) -> str:
     try:
+        yamlio.check(text)
         documents = list(yaml.compose_all(text))
+    except YAMLSyntaxError as exc:
+        raise StepError(f"error parsing YAML: {exc}") from None
     except yaml.YAMLError as exc:
         raise StepError(f"error parsing YAML: {exc}") from None
     if not documents or documents[0] is None:

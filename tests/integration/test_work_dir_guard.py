@@ -106,3 +106,33 @@ def test_errors_name_paths_relative_to_the_work_dir(tmp_path):
     with pytest.raises(PathEscape) as caught:
         guard.path(f"{tmp_path}/../elsewhere")
     assert str(tmp_path) not in str(caught.value)
+
+
+BILLION_LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 10)}]\n" for i in range(8)
+)
+
+
+@pytest.mark.parametrize(
+    "uses,config,file",
+    [
+        (
+            "yaml-update",
+            {"path": "app/values.yaml", "updates": [{"key": "a", "value": 1}]},
+            "values.yaml",
+        ),
+        (
+            "kustomize-set-image",
+            {"path": "app", "images": [{"image": "x", "tag": "1"}]},
+            "kustomization.yaml",
+        ),
+        ("kustomize-build", {"path": "app", "outPath": "out.yaml"}, "kustomization.yaml"),
+    ],
+)
+def test_repository_yaml_is_read_within_budgets(tmp_path, uses, config, file):
+    # Files come from the (hostile) repository: an alias bomb is refused, not expanded.
+    ctx = make_ctx(tmp_path)
+    (ctx.work_dir / "app").mkdir()
+    (ctx.work_dir / "app" / file).write_text(BILLION_LAUGHS)
+    with pytest.raises(StepError, match="aliases expand to more than"):
+        run(ctx, uses, config)
