@@ -3,6 +3,7 @@
 from django.utils import timezone
 
 from kargo.conditions import condition
+from kargo.redaction import redact
 
 from . import audit
 from .live import broadcast_on_commit
@@ -21,7 +22,8 @@ def record_event(
 ) -> Event:
     """The audit record of a change. Its surface and source address come from the audit context
     of the request, command or task (projects.audit); `before`/`after` hold the changed fields,
-    given here or by an enclosing `audit.audit_change`. Credentials in them are masked."""
+    given here or by an enclosing `audit.audit_change`. Credentials in URLs in the message and in
+    them are masked (kargo.redaction) before anything is stored."""
     ctx = audit.current()
     if before is None and after is None:
         before, after = ctx.before, ctx.after
@@ -29,7 +31,7 @@ def record_event(
         project=project,
         reason=reason,
         actor=actor or ctx.actor,
-        message=message,
+        message=redact(message),
         involved=involved,
         surface=ctx.surface,
         source_address=ctx.address,
