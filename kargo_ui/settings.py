@@ -206,13 +206,25 @@ CELERY_BEAT_SCHEDULE = {
     "reconcile": {"task": "stages.tasks.reconcile", "schedule": RECONCILE_INTERVAL},
 }
 
+# Every record ends at the root's console handler, whose filter masks credentials in URLs
+# (projects.logfilter: a repoURL's token, a ?private_token=...), tracebacks included. Django's own
+# loggers send their records there too instead of to Django's default handlers, which would
+# print them unmasked first (its console under DEBUG, runserver's request lines).
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"redact": {"()": "projects.logfilter.RedactFilter"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]}
+    },
     "root": {"handlers": ["console"], "level": env_str("KARGO_LOG_LEVEL", "INFO")},
-    "loggers": {"celery": {"level": "WARNING"}, "daphne": {"level": "WARNING"}},
+    "loggers": {
+        "celery": {"level": "WARNING"},
+        "daphne": {"level": "WARNING"},
+        "django": {"handlers": [], "level": "INFO"},
+        "django.server": {"handlers": [], "level": "INFO", "propagate": True},
+    },
 }
 
 # ------------------------------------------------------------------------------------------------
