@@ -374,6 +374,9 @@ def apply_promotion(doc: Doc, actor: str) -> str:
 
 
 def export(kind: str, project: str | None = None, name: str | None = None) -> list[dict]:
+    """The manifests of `kind` (`kargo get`, the API, exports), credentials in URLs masked by
+    to_manifest: an export never carries a repository's token, so applying it back does not
+    restore one (a masked `https://***@...` repoURL would replace the working URL)."""
     qs = MODELS[kind].objects.all()
     if not KINDS[kind].cluster_scoped:
         qs = qs.select_related("project")

@@ -3,16 +3,21 @@ from django import template
 from django.utils import timezone
 from django.utils.timesince import timesince
 
-from kargo.redaction import redact
+from kargo.redaction import redact, redact_values
 from kargo.times import parse_rfc3339
 
 register = template.Library()
 
 
 @register.filter(name="redact")
-def redact_filter(value: str) -> str:
-    """URL credentials never reach a page."""
-    return redact(value or "")
+def redact_filter(value):
+    """URL credentials never reach a page: kargo.redaction's one rule, on a text, or on every
+    string of a JSON-like value (a step's output), which keeps its shape for `toyaml`. Apply it
+    before anything that cuts a text (`truncatechars`), which could leave a URL the rule no
+    longer recognises."""
+    if isinstance(value, (dict, list)):
+        return redact_values(value)
+    return redact("" if value is None else str(value))
 
 
 @register.filter
