@@ -364,7 +364,7 @@ def test_a_viewer_sees_no_secret_on_pages_partials_api_and_cli(project, users):
     assert seen.leaks() == []
     for surface in ("pages", "api", "cli"):
         assert seen.masked(surface) == set(MASKED), surface
-    # What was inspected: 18 pages and partials, 120-odd API responses, 35 CLI outputs.
+    # What was inspected: 23 pages and partials, 116 API responses, 35 CLI outputs.
     pages = 1 + 3 + 2 * len(stages) + 2 * len(freights) + 2 * len(promotions) + 1
     assert (seen.count("pages"), seen.count("cli")) == (pages, 3 * len(KINDS) + 2)
     assert seen.count("api") > 100
