@@ -12,6 +12,7 @@ from kargo.conditions import condition, set_condition
 from kargo.durations import duration_seconds
 from kargo.expressions import ExpressionError, evaluate
 from kargo.freight_ids import freight_id, generate_alias
+from kargo.redaction import hide_paths
 from kargo.times import rfc3339
 from projects.actions import record_event
 from projects.live import broadcast_on_commit
@@ -210,7 +211,8 @@ def do_discover(warehouse_id: int) -> Freight | None:
             }
             latest_commits.append(commit)
     except (DiscoveryError, ExpressionError, RepoNotAllowed) as exc:
-        error = str(exc)
+        # Git's messages may name the server's mirror; users see where, not the server's layout.
+        error = hide_paths(str(exc), (settings.DATA_DIR, "$KARGO_DATA_DIR"))
     except Exception as exc:  # the Warehouse must show that discovery failed, not look idle
         log.exception("discovery for warehouse %s crashed", warehouse.name)
         error = f"internal error: {exc.__class__.__name__}: {exc}"

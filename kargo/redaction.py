@@ -72,3 +72,13 @@ def redact_values(value):
     if isinstance(value, list):
         return [redact_values(v) for v in value]
     return value
+
+
+def hide_paths(text: str, *places) -> str:
+    """`text` with the server's own directories (work directories, the data directory) replaced,
+    so a message names a file as the user knows it, never where the server keeps it."""
+    for place, shown in places:
+        text = text.replace(f"{place}/", f"{shown}/" if shown != "." else "").replace(
+            str(place), shown
+        )
+    return text

@@ -6,10 +6,12 @@ switch to PostgreSQL, channels-redis and a Redis broker for separate daphne/work
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -52,7 +54,11 @@ if not SECRET_KEY:
         import secrets
 
         key_file.parent.mkdir(parents=True, exist_ok=True)
-        key_file.write_text(secrets.token_urlsafe(50))
+        # Readable by the server's user only, from the moment it exists.
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(50))
+    key_file.chmod(0o600)
     SECRET_KEY = key_file.read_text().strip()
 
 ALLOWED_HOSTS = [
@@ -69,6 +75,8 @@ DEMO_USERNAME = "demo"
 RECONCILE_INTERVAL = env_float("KARGO_RECONCILE_INTERVAL", 2.0)
 # A Running promotion whose worker has not written a heartbeat for this long is taken as lost.
 PROMOTION_HEARTBEAT_TIMEOUT = env_float("KARGO_PROMOTION_HEARTBEAT_TIMEOUT", 30.0)
+# A promotion whose worker died resumes (re-running its re-runnable steps) at most this often.
+PROMOTION_MAX_RESUMES = int(env_float("KARGO_PROMOTION_MAX_RESUMES", 3))
 # Local (file://) git repositories are allowed only below these directories (colon-separated);
 # remote URLs are not affected. Default: $KARGO_DATA_DIR/repos and the demo's repositories.
 FILE_REPO_ROOTS = [p for p in env_str("KARGO_FILE_REPO_ROOTS").split(":") if p]
@@ -91,6 +99,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "channels",
+    "axes",
     "kargo_ui",
     "projects",
     "freight",
@@ -111,6 +120,9 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "projects.audit.AuditMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    # Last, as django-axes asks: it answers locked-out logins.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "kargo_ui.urls"
@@ -142,6 +154,10 @@ if DATABASE_URL:
 else:
     sqlite_path = Path(env_str("KARGO_SQLITE_PATH", str(DATA_DIR / "kargo_ui.sqlite3")))
     sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+    # The database holds sessions and token hashes: the server's user only. SQLite gives its
+    # -wal and -shm files the main file's permissions, so creating it 0600 covers them too.
+    os.close(os.open(sqlite_path, os.O_WRONLY | os.O_CREAT, 0o600))
+    sqlite_path.chmod(0o600)
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
@@ -159,7 +175,9 @@ else:
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-AUTHENTICATION_BACKENDS = ["projects.access.KargoBackend"]
+# django-axes first: it refuses logins from a locked-out user and address before any backend
+# checks a password.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "projects.access.KargoBackend"]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "projects"
 LOGOUT_REDIRECT_URL = "login"
@@ -167,6 +185,46 @@ LOGOUT_REDIRECT_URL = "login"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
+
+# Login throttling (django-axes): after KARGO_LOGIN_FAILURE_LIMIT wrong passwords for one user
+# from one address, further attempts are refused for KARGO_LOGIN_COOLOFF_MINUTES.
+AXES_FAILURE_LIMIT = int(env_float("KARGO_LOGIN_FAILURE_LIMIT", 5))
+AXES_COOLOFF_TIME = timedelta(minutes=env_float("KARGO_LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "locked_out.html"
+AXES_VERBOSE = False
+
+# Behind TLS (production): KARGO_HTTPS=1 turns on secure cookies, the redirect to https and HSTS.
+# Behind a proxy that terminates TLS, KARGO_TRUST_PROXY_SSL_HEADER=1 trusts its
+# X-Forwarded-Proto (only set it when the proxy always sets or strips that header).
+HTTPS = env_bool("KARGO_HTTPS", False)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS
+SESSION_COOKIE_HTTPONLY = True
+SECURE_SSL_REDIRECT = HTTPS
+SECURE_HSTS_SECONDS = int(env_float("KARGO_HSTS_SECONDS", 31536000 if HTTPS else 0))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("KARGO_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("KARGO_HSTS_PRELOAD", False)
+if env_bool("KARGO_TRUST_PROXY_SSL_HEADER", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
+# Content Security Policy (Django's own middleware): scripts and styles only from this server,
+# no inline scripts. Inline style *attributes* are allowed: the pipeline graph is laid out on the
+# server and positions its nodes with them; an attribute cannot run script.
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF],
+    "style-src": [CSP.SELF],
+    "style-src-attr": [CSP.UNSAFE_INLINE],
+    "img-src": [CSP.SELF, "data:"],
+    "connect-src": [CSP.SELF],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "object-src": [CSP.NONE],
+}
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -222,6 +280,7 @@ LOGGING = {
     "loggers": {
         "celery": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
+        "axes": {"level": "WARNING"},
         "django": {"handlers": [], "level": "INFO"},
         "django.server": {"handlers": [], "level": "INFO", "propagate": True},
     },

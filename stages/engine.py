@@ -22,7 +22,7 @@ from freight.models import Freight
 from kargo.durations import format_duration
 from kargo.expressions import ExpressionError, evaluate_template
 from kargo.expressions.values import type_name
-from kargo.redaction import redact_values
+from kargo.redaction import hide_paths, redact_values
 from kargo.specs import ExpressionVariable, PromotionOnlyStep
 from kargo.times import rfc3339, rfc3339_nano
 from projects.repos import RepoNotAllowed, check_repo_url, repo_urls_in
@@ -38,9 +38,6 @@ HEARTBEAT_EVERY = 5.0  # at most; more often when the timeout is short (heartbea
 RETRY_DELAY = 1.0  # seconds before a retried step runs again, growing with each error
 FAILED_STEP_STATES = {"Failed", "Errored"}
 TERMINAL_STEP_STATES = {"Succeeded", "Failed", "Errored", "Skipped", "Aborted"}
-# How many times a promotion whose worker stopped is resumed before it ends Errored
-# (settings.PROMOTION_MAX_RESUMES overrides).
-MAX_RESUMES = 3
 
 
 def work_dir_for(promotion: Promotion) -> Path:
@@ -58,7 +55,8 @@ def heartbeat_every() -> float:
 
 
 def max_resumes() -> int:
-    return getattr(settings, "PROMOTION_MAX_RESUMES", MAX_RESUMES)
+    """How many times a promotion whose worker stopped is resumed before it ends Errored."""
+    return settings.PROMOTION_MAX_RESUMES
 
 
 class Heartbeat:
@@ -375,6 +373,10 @@ def execute(promotion: Promotion, work_dir: Path, claimed_by: str) -> tuple[str,
         while True:
             status, step_message, outputs, config_shown = run_step(
                 promotion, step, alias, env, template_vars, state, work_dir, collection
+            )
+            # Users see paths relative to the work directory, never the server's own layout.
+            step_message = hide_paths(
+                step_message, (work_dir, "."), (settings.DATA_DIR, "$KARGO_DATA_DIR")
             )
             if status != "Errored":
                 break

@@ -52,7 +52,7 @@ class Promotion(ProjectScoped, Resource):
     # (heartbeat, step progress, finish) is conditional on it, so a worker that was thought dead
     # and comes back cannot write over the run that took its place.
     claimed_by = models.CharField(max_length=200, blank=True, default="")
-    # How many times a run whose worker stopped was resumed (engine.MAX_RESUMES at most).
+    # How many times a run whose worker stopped was resumed (settings.PROMOTION_MAX_RESUMES at most).
     resumes = models.PositiveSmallIntegerField(default=0)
 
     @property

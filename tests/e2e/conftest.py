@@ -156,10 +156,12 @@ class Ui:
 
     def assert_live_and_clean(self, page: Page) -> None:
         """One websocket the whole time (a reconnect would hide a consumer that crashed), and no
-        pushed fragment the page had no element for (htmx logs those as errors)."""
+        pushed fragment the page had no element for (htmx logs those as errors), and nothing the
+        Content Security Policy had to block."""
         stats = self.live_stats(page)
         assert stats["wsOpen"] == 1 and stats["wsClose"] == 0, stats
         assert stats["oobMissing"] == [], stats
+        assert stats["cspViolations"] == [], stats
 
     def csrf_token(self, page: Page) -> str:
         for cookie in page.context.cookies():

@@ -60,9 +60,12 @@ CHROMIUM_ARGS = [
 # wait for the live connection and prove that it never dropped, and that the page never reloaded
 # (a reload runs this script again and resets the counters and the marker a test set). Also the
 # ids of pushed fragments htmx found no element for (htmx:oobErrorNoTarget, which htmx logs as an
-# error): a page must get only what it shows.
+# error): a page must get only what it shows. And every Content Security Policy violation.
 LIVE_PROBE = """
-window.__kargo = {wsOpen: 0, wsClose: 0, wsMessages: 0, oobMissing: []};
+window.__kargo = {wsOpen: 0, wsClose: 0, wsMessages: 0, oobMissing: [], cspViolations: []};
+document.addEventListener('securitypolicyviolation', (e) => {
+  window.__kargo.cspViolations.push(e.violatedDirective + ' ' + e.blockedURI);
+});
 document.addEventListener('htmx:wsOpen', () => { window.__kargo.wsOpen += 1; });
 document.addEventListener('htmx:wsClose', () => { window.__kargo.wsClose += 1; });
 document.addEventListener('htmx:wsAfterMessage', () => { window.__kargo.wsMessages += 1; });

@@ -25,6 +25,9 @@ def stage_node(page: Page, stage: str):
 def test_login_and_discovered_freight(live_server_embedded, page: Page, ui):
     base_url, _ = live_server_embedded
     ui.login(page, base_url, "demo", "demo")
+    # The projects page (and, below, the project page) run under the Content Security Policy
+    # with nothing blocked.
+    assert ui.live_stats(page)["cspViolations"] == []
 
     project_card = page.locator("a.project-card", has_text=PROJECT)
     expect(project_card).to_be_visible()
@@ -40,6 +43,7 @@ def test_login_and_discovered_freight(live_server_embedded, page: Page, ui):
     for stage in ("test", "uat", "prod"):
         expect(stage_node(page, stage)).to_be_visible()
     ui.screenshot(page, "pipeline.png")
+    assert ui.live_stats(page)["cspViolations"] == []
 
 
 def test_promote_through_all_stages_with_live_updates(

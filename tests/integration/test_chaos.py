@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from stages.engine import MAX_RESUMES
+from stages.engine import max_resumes
 from tests.e2e.servers import ROOT, ServerError
 
 from .chaos_servers import STAGES, ChaosCluster
@@ -67,7 +67,7 @@ def test_killing_the_worker_at_random_moments_loses_nothing_and_pushes_nothing_t
         time.sleep(rng.uniform(0.1, 2.0))
         # Between kills at least one promotion finishes: crashes are random, but not so dense
         # that nothing could ever complete (a run killed every time it starts gives up, as it
-        # should, after MAX_RESUMES resumes; that is checked below, not provoked here).
+        # should, after max_resumes() resumes; that is checked below, not provoked here).
         finished = sum(n for phase, n in counts.items() if phase not in OPEN_PHASES)
         if kills >= MAX_KILLS or finished <= finished_at_kill:
             continue
@@ -96,9 +96,9 @@ def test_killing_the_worker_at_random_moments_loses_nothing_and_pushes_nothing_t
         p
         for p in promotions
         if p["phase"] == "Errored"
-        and p["resumes"] == MAX_RESUMES
+        and p["resumes"] == max_resumes()
         and p["message"].endswith(
-            f"it had been resumed {MAX_RESUMES} times; promote again to retry"
+            f"it had been resumed {max_resumes()} times; promote again to retry"
         )
     ]
     pushes = {stage: len(cluster.ref_updates(f"stage/{stage}")) - 1 for stage in STAGES}
@@ -108,7 +108,7 @@ def test_killing_the_worker_at_random_moments_loses_nothing_and_pushes_nothing_t
         f"{dict(sorted(kill_points.items()))}; {len(resumed)} promotions resumed "
         f"({sum(p['resumes'] for p in resumed)} resumes, {len(recognised)} found their push "
         f"already landed); {by_phase.get('Succeeded', 0)} succeeded, "
-        f"{by_phase.get('Errored', 0)} errored ({len(gave_up)} after {MAX_RESUMES} resumes); "
+        f"{by_phase.get('Errored', 0)} errored ({len(gave_up)} after {max_resumes()} resumes); "
         f"pushes per branch: {pushes}"
     )
     print(figures)

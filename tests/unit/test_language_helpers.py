@@ -78,3 +78,13 @@ def test_runner_never_lets_git_prompt_or_use_exotic_transports(monkeypatch):
 def test_runner_tail_masks_credentials():
     text = "line\n\nfatal: https://user:tok@example.com/x.git not found\n"
     assert runner.tail(text) == "line\nfatal: https://***@example.com/x.git not found"
+
+
+def test_messages_never_show_the_servers_directories():
+    from kargo.redaction import hide_paths
+
+    message = "fatal: '/srv/kargo/var/work/p1/out/x.yaml' and /srv/kargo/var/git-cache/ab"
+    shown = hide_paths(
+        message, ("/srv/kargo/var/work/p1", "."), ("/srv/kargo/var", "$KARGO_DATA_DIR")
+    )
+    assert shown == "fatal: 'out/x.yaml' and $KARGO_DATA_DIR/git-cache/ab"
