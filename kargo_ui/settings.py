@@ -254,6 +254,9 @@ else:
     # tasks) would wait up to two seconds before it starts showing progress.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"polling_interval": 0.05}
 
+# A separate `celery worker` keeps the root logger this file configures (with its redaction
+# filter) instead of installing its own handlers.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_ALWAYS_EAGER = env_bool("KARGO_TASKS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_IGNORE_RESULT = True

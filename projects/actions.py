@@ -3,7 +3,7 @@
 from django.utils import timezone
 
 from kargo.conditions import condition
-from kargo.redaction import redact
+from kargo.redaction import redact, redact_values
 
 from . import audit
 from .live import broadcast_on_commit
@@ -35,8 +35,8 @@ def record_event(
         involved=involved,
         surface=ctx.surface,
         source_address=ctx.address,
-        before=audit.redacted(before),
-        after=audit.redacted(after),
+        before=redact_values(before),
+        after=redact_values(after),
     )
 
 

@@ -26,8 +26,6 @@ from celery.signals import task_postrun, task_prerun
 from django.conf import settings
 from django.http import HttpRequest
 
-from kargo.redaction import redact
-
 from .models import Surface
 
 
@@ -82,18 +80,6 @@ def audit_change(before: Any = None, after: Any = None) -> Iterator[AuditContext
     """Events recorded inside carry these before/after values (unless they pass their own)."""
     with _set(replace(current(), before=before, after=after)) as ctx:
         yield ctx
-
-
-def redacted(value: Any) -> Any:
-    """A JSON value with credentials in URLs masked in every string: an audit record keeps what
-    changed, never a password someone put in a repoURL."""
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, dict):
-        return {k: redacted(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redacted(v) for v in value]
-    return value
 
 
 def _ip(text: str) -> str | None:
