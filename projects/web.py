@@ -1,7 +1,6 @@
 """What every app's views and JSON API share: the htmx partial rule, user-facing errors, the
 API's authentication (session or bearer token) and its JSON error envelope."""
 
-import json
 from functools import wraps
 
 from django.contrib import messages
@@ -12,6 +11,8 @@ from django.middleware.csrf import CsrfViewMiddleware
 from django.shortcuts import redirect, render
 from django.views.decorators.csrf import csrf_exempt
 from django_htmx.http import reswap
+
+from kargo import jsonio
 
 from .access import actor_of
 from .audit import audit_context, client_address
@@ -105,46 +106,15 @@ MAX_JSON_BYTES = 64 * 1024
 MAX_JSON_DEPTH = 32
 
 
-def json_depth(text: str, limit: int) -> int:
-    """How deeply arrays and objects nest in a JSON text, counted up to limit + 1 (so a hostile
-    body is not scanned to its end). Brackets inside strings do not count."""
-    depth = deepest = 0
-    in_string = escaped = False
-    for ch in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-            if deepest > limit:
-                break
-        elif ch in "]}":
-            depth -= 1
-    return deepest
-
-
 def body_of(request: HttpRequest) -> dict:
     """The request's JSON object, bounded in size and nesting before it is parsed."""
     raw = request.body or b"{}"
     if len(raw) > MAX_JSON_BYTES:
         raise RequestDataTooBig(f"request body over {MAX_JSON_BYTES} bytes")
     try:
-        text = raw.decode()
-    except UnicodeDecodeError:
-        raise ValueError("request body is not valid JSON") from None
-    if json_depth(text, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
-        raise ValueError(f"request body nests deeper than {MAX_JSON_DEPTH} levels")
-    try:
-        data = json.loads(text)
-    except ValueError:
-        raise ValueError("request body is not valid JSON") from None
+        data = jsonio.loads(raw, max_bytes=MAX_JSON_BYTES, max_depth=MAX_JSON_DEPTH)
+    except jsonio.JSONInputError as exc:
+        raise ValueError(f"request body: {exc}") from None
     if not isinstance(data, dict):
         raise ValueError("request body must be a JSON object")
     return data

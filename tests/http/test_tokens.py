@@ -252,7 +252,7 @@ def test_json_bodies_are_bounded(project):
     deep = '{"freight": ' + "[" * 40 + "]" * 40 + "}"
     response = Client().post(url, deep, content_type="application/json", headers=bearer(secret))
     assert response.status_code == 400
-    assert response.json() == {"error": "request body nests deeper than 32 levels"}
+    assert response.json() == {"error": "request body: JSON nests deeper than 32 levels"}
     brackets_in_strings = json.dumps({"freight": "[" * 100})
     response = Client().post(
         url, brackets_in_strings, content_type="application/json", headers=bearer(secret)
