@@ -11,12 +11,20 @@ Two things keep git out:
   it at once, with no git process and no network.
 
 A test that needs a promotion to really run its steps belongs in tests/integration, on `demo`.
+
+A module whose many tests share one expensive world builds it once with `shared_rows` (below):
+committed before its first test, under the same rules (no on_commit, no git), and deleted after
+its last; each test still runs on `db`, so its own writes roll back.
 """
 
 import hashlib
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
+from django.apps import apps
+from django.db import transaction
+from django.test import override_settings
 from django.utils import timezone
 
 from freight.actions import do_create_freight
@@ -97,6 +105,11 @@ def stage_spec(sources: dict) -> dict:
 def project(db, data_dir) -> Project:
     """kargo-demo: Warehouse guestbook, Stages test -> uat -> prod and Freight for v1.0.0,
     v1.1.0 and v1.2.0 (newest), as `manage.py demo` leaves it before any promotion."""
+    return build_project()
+
+
+def build_project() -> Project:
+    """The `project` fixture's world (see there), for a test or for `shared_rows`."""
     project = do_create_project("kargo-demo", actor="fixture")
     warehouse_spec = {
         "interval": "30s",
@@ -152,6 +165,52 @@ def freight(project) -> Freight:
 def users(django_user_model, project):
     """The fixed cast (alice admin, bob promoter, carol viewer, dave outsider) on the cheap project."""
     return make_cast(django_user_model, project)
+
+
+def _never(func, using=None, robust=False):
+    """transaction.on_commit while shared rows are built: as under `db`, nothing fires."""
+
+
+@pytest.fixture(scope="module")
+def shared_rows(django_db_setup, django_db_blocker, tmp_path_factory):
+    """`build(make)` runs `make()` once for the module and commits the rows it creates; after the
+    module's last test every row created since this fixture started is deleted, and the database
+    is checked to hold again exactly the rows it held before.
+
+    `make` runs as a `db` test would: in a transaction whose on_commit callbacks never fire (no
+    task, no broadcast), with DATA_DIR a fresh directory and the tests' fast password hasher.
+    The module's tests must still ask for `db` (and so roll back their own writes), must not
+    change these rows outside that transaction, and must load the rows they use afresh (an
+    object kept from `make` carries the attributes of the test that used it last). The module
+    must have no test on `transactional_db`: it would run while the rows exist and flush them."""
+    models = [m for m in apps.get_models() if m._meta.managed and not m._meta.proxy]
+
+    def pks() -> dict:
+        return {m: set(m._base_manager.values_list("pk", flat=True)) for m in models}
+
+    with django_db_blocker.unblock():
+        before = pks()
+
+    def build(make: Callable):
+        data = tmp_path_factory.mktemp("shared") / "var"
+        data.mkdir()
+        with (
+            django_db_blocker.unblock(),
+            override_settings(
+                DATA_DIR=data,
+                PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
+            ),
+            pytest.MonkeyPatch.context() as patch,
+            transaction.atomic(),
+        ):
+            patch.setattr(transaction, "on_commit", _never)
+            return make()
+
+    yield build
+    with django_db_blocker.unblock():
+        for model in models:
+            model._base_manager.exclude(pk__in=before[model]).delete()
+        assert pks() == before, "shared rows left behind"
 
 
 @pytest.fixture

@@ -4,7 +4,8 @@ Roles are Kargo's (projects.access.Needs): a viewer reads; a promoter also promo
 and refreshes; only an admin reverifies, aborts a verification or a promotion (Kargo gives
 `patch` on Stages and Promotions to kargo-admin alone), applies, deletes and manages API tokens.
 The surfaces: the full page (a form POST, or a GET), its htmx partial, the JSON API with a
-session (and its CSRF token) and with an API token of the role, and the websocket.
+session (and its CSRF token) and with an API token of the role, and the websocket (in
+test_role_matrix_websocket.py: its tests commit, so they cannot share this module's world).
 
 Who is who: viewer carol, promoter bob, admin alice, outsider dave (no role in the project; on the
 token surface, an admin token of another project), anonymous (no session, no token).
@@ -14,20 +15,18 @@ import json
 from dataclasses import dataclass
 
 import pytest
-from asgiref.sync import async_to_sync
-from channels.routing import URLRouter
-from channels.testing import WebsocketCommunicator
 from django.conf import settings
-from django.contrib.auth.models import AnonymousUser
+from django.contrib.auth import get_user_model
 from django.test import Client
 
 from freight.models import Freight, Warehouse
-from kargo_ui.routing import websocket_urlpatterns
 from projects.actions import do_create_project
 from projects.models import ApiToken, Event
 from projects.tokens import do_create_token
 from stages.actions import do_finish, do_promote, do_start_next
 from stages.models import Promotion, Stage
+from tests.conftest import make_cast
+from tests.http.conftest import build_project
 
 ROLES = ("viewer", "promoter", "admin", "outsider", "anonymous")
 CAST = {"viewer": "carol", "promoter": "bob", "admin": "alice", "outsider": "dave"}
@@ -208,12 +207,14 @@ CASES = [
 ]
 
 
-@pytest.fixture
-def world(users, freight):
+def build_world() -> dict:
     """kargo-demo with something for every action: Freight v1.2.0 in test, its verification
     still running (to abort or reverify), a pending Promotion of v1.1.0 (to abort), and an API
     token per role, plus an admin token of another project (the outsider's)."""
-    test = Stage.objects.get(name="test")
+    project = build_project()
+    freight = Freight.objects.filter(project=project).first()  # the newest, v1.2.0
+    users = make_cast(get_user_model(), project)
+    test = Stage.objects.get(project=project, name="test")
     do_promote(test, freight, actor="fixture")
     running = do_start_next(test.id)
     do_finish(running, "Succeeded", "done")
@@ -228,7 +229,29 @@ def world(users, freight):
     }
     elsewhere = do_create_project("elsewhere", actor="fixture")
     tokens["outsider"] = do_create_token(elsewhere, "admin-token", "admin", "fixture")[1]
-    return {"users": users, "freight": freight.name, "promotion": pending.name, "tokens": tokens}
+    return {
+        "users": {name: user.pk for name, user in users.items()},
+        "freight": freight.name,
+        "promotion": pending.name,
+        "tokens": tokens,
+    }
+
+
+@pytest.fixture(scope="module")
+def shared_world(shared_rows) -> dict:
+    # Built once for the module's 250 requests (it took most of their time when each built its
+    # own); every test below runs on `db`, so whatever a request changes is rolled back.
+    return shared_rows(build_world)
+
+
+@pytest.fixture
+def world(db, data_dir, shared_world) -> dict:
+    """The shared world, with its users loaded afresh for this test."""
+    users = get_user_model().objects.in_bulk(shared_world["users"].values())
+    return {
+        **shared_world,
+        "users": {name: users[pk] for name, pk in shared_world["users"].items()},
+    }
 
 
 def fingerprint() -> tuple:
@@ -314,54 +337,3 @@ def test_the_matrix_covers_every_action_surface_and_role():
     seen = {(a.name, s, r) for a, s, r, _ in (c.values for c in CASES)}
     assert {r for _, _, r in seen} == set(ROLES)
     assert {s for _, s, _ in seen} == set(SURFACES)
-
-
-# ---------------------------------------------------------------- the websocket
-
-
-def connect(user, headers=()):
-    async def scenario():
-        comm = WebsocketCommunicator(
-            URLRouter(websocket_urlpatterns), "/ws/project/kargo-demo/", headers=list(headers)
-        )
-        comm.scope["user"] = user
-        connected, code = await comm.connect()
-        if connected:
-            # The socket takes no commands: whatever a client sends is ignored.
-            await comm.send_json_to({"action": "abort", "promotion": "x"})
-            assert await comm.receive_nothing(timeout=0.2)
-            await comm.disconnect()
-        return connected, code
-
-    return async_to_sync(scenario)()
-
-
-@pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize(
-    "role,accepted",
-    [
-        ("viewer", True),
-        ("promoter", True),
-        ("admin", True),
-        ("outsider", False),
-        ("anonymous", False),
-    ],
-)
-def test_websocket_connect(settings, users, role, accepted):
-    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-    user = AnonymousUser() if role == "anonymous" else users[CAST[role]]
-    before = Event.objects.count()
-    connected, code = connect(user)
-    assert connected is accepted
-    if not accepted:
-        assert code == 4403
-    assert Event.objects.count() == before
-
-
-@pytest.mark.django_db(transaction=True)
-def test_a_token_does_not_open_the_websocket(settings, users):
-    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-    project = Stage.objects.get(name="test").project
-    _, secret = do_create_token(project, "admin-token", "admin", "fixture")
-    headers = [(b"authorization", f"Bearer {secret}".encode())]
-    assert connect(AnonymousUser(), headers) == (False, 4403)
