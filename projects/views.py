@@ -4,17 +4,19 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, timedelta
 
 from django import forms
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.utils import timezone
 
 from kargo.times import rfc3339_nano
 
-from .access import Needs, get_project_for_user, projects_for_user
-from .models import Event, Surface
-from .queries import AuditFilter, audit_choices, audit_events, audit_page
+from .access import Needs, actor_of, get_project_for_user, projects_for_user
+from .models import ApiToken, Event, Role, Surface
+from .queries import AuditFilter, audit_choices, audit_events, audit_page, get_or_404
+from .tokens import do_create_token, do_delete_token, parse_expiry, token_info
 from .web import htmx_partial
 
 
@@ -227,3 +229,50 @@ def csv_lines(events: Iterable[Event]) -> Iterator[str]:
 def jsonl_lines(events: Iterable[Event]) -> Iterator[str]:
     for event in events:
         yield json.dumps(event_record(event)) + "\n"
+
+
+class TokenForm(forms.Form):
+    name = forms.CharField(max_length=63)
+    role = forms.ChoiceField(choices=Role.choices)
+    expires = forms.CharField(max_length=16, initial="90d", required=False)
+
+
+@login_required
+def tokens(request: HttpRequest, name: str) -> HttpResponse:
+    """The project's API tokens, for its admins: list, create (the secret is shown once, on the
+    page that created it) and revoke. The same rules as `kargo create|delete token`."""
+    project, role = get_project_for_user(request.user, name, Needs.MANAGE)
+    form = TokenForm(request.POST or None)
+    created = ""
+    if request.method == "POST" and "revoke" in request.POST:
+        token = get_or_404(ApiToken.objects, "token", project=project, name=request.POST["revoke"])
+        do_delete_token(token, actor_of(request))
+        messages.info(request, f"Token {token.name} revoked.")
+        return redirect("tokens", project.name)
+    if request.method == "POST" and form.is_valid():
+        try:
+            lifetime = parse_expiry(form.cleaned_data["expires"] or "90d")
+            _, created = do_create_token(
+                project,
+                form.cleaned_data["name"],
+                form.cleaned_data["role"],
+                actor_of(request),
+                lifetime,
+            )
+        except ValueError as exc:
+            form.add_error(None, str(exc))
+        else:
+            form = TokenForm()
+    ctx = {
+        "project": project,
+        "role": role,
+        "form": form,
+        "created": created,
+        "tokens": [
+            token_info(t) for t in ApiToken.objects.filter(project=project).order_by("name")
+        ],
+    }
+    # The secret exists only in this response: never cached, never kept by the browser.
+    response = render(request, "tokens.html", ctx, status=201 if created else 200)
+    response["Cache-Control"] = "no-store"
+    return response
