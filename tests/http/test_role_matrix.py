@@ -256,13 +256,14 @@ def world(db, data_dir, shared_world) -> dict:
 
 def fingerprint() -> tuple:
     """What any action of the matrix changes (a token's last use aside)."""
+    stages = list(Stage.objects.order_by("name").values_list("name", "annotations", "status"))
     return (
         Event.objects.count(),
         sorted(Promotion.objects.values_list("name", "phase")),
-        sorted(Stage.objects.values_list("name", flat=True)),
-        [s.annotations for s in Stage.objects.order_by("name")],
-        [s.status for s in Stage.objects.order_by("name")],
-        [f.status for f in Freight.objects.order_by("name")],
+        sorted(name for name, _, _ in stages),
+        [annotations for _, annotations, _ in stages],
+        [status for _, _, status in stages],
+        list(Freight.objects.order_by("name").values_list("status", flat=True)),
         list(Warehouse.objects.values_list("name", "refresh_requested_at")),
         ApiToken.objects.count(),
     )
