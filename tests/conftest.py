@@ -1,4 +1,5 @@
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -37,6 +38,29 @@ def layer_of(item) -> str | None:
         return None
     layer = relative.parts[0] if len(relative.parts) > 1 else None
     return layer if layer in LAYERS else None
+
+
+def layer_selected(markexpr: str, layer: str) -> bool | None:
+    """Whether `-m markexpr` can select tests of `layer`, when the expression names layers only
+    (as scripts/test.sh's do): a layer's tests carry that layer's marker and no other layer's.
+    None when the expression names anything else, which only the tests themselves can answer."""
+    words = re.findall(r"[()]|[^\s()]+", markexpr)
+    if not words or not set(words) <= {*LAYERS, "and", "or", "not", "(", ")"}:
+        return None
+    python = " ".join(str(w == layer) if w in LAYERS else w for w in words)
+    try:
+        return bool(eval(python, {"__builtins__": {}}))  # only True, False, and, or, not, ( )
+    except SyntaxError:
+        return None  # pytest reports the bad expression itself
+
+
+def pytest_ignore_collect(collection_path, config):
+    # `-m "unit or http"` would import every module of the other layers only to deselect all
+    # their tests (seconds, mostly hypothesis and playwright): leave those directories alone.
+    if collection_path.parent == TESTS and collection_path.name in LAYERS:
+        if layer_selected(config.getoption("markexpr") or "", collection_path.name) is False:
+            return True
+    return None
 
 
 def pytest_collection_modifyitems(config, items):
