@@ -33,10 +33,11 @@ from urllib.parse import quote, urlsplit
 import httpx
 import yaml
 
+from kargo_ui.cli_verbs import add_verbs
+
 DEFAULT_CONFIG = "~/.config/kargo-ui/config"
 CONFIG_KEYS = {"server", "token", "project"}
 TERMINAL_PHASES = {"Succeeded", "Failed", "Errored", "Aborted"}
-ROLES = ["viewer", "promoter", "admin"]
 TOKEN_KINDS = ("token", "tokens")
 POLL_SECONDS = 0.5
 USER_AGENT = "kargo-ui-cli/0.1"
@@ -60,70 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", help=f"config file, mode 0600 (default {DEFAULT_CONFIG}, if it exists)"
     )
     sub = parser.add_subparsers(dest="verb", required=True)
-
-    p = sub.add_parser("apply", help="create or update resources from Kargo YAML")
-    p.add_argument(
-        "-f", "--filename", action="append", required=True, help="FILE, DIR or - for stdin"
-    )
-    project_option(p)
-
-    p = sub.add_parser("get", help="export resources in Kargo's shape, or list tokens")
-    p.add_argument("kind")
-    p.add_argument("name", nargs="?")
-    project_option(p)
-    p.add_argument("-o", "--output", choices=["yaml", "json", "table"], default="table")
-
-    p = sub.add_parser("delete", help="delete a resource, or revoke a token")
-    p.add_argument("kind")
-    p.add_argument("name")
-    project_option(p)
-
-    p = sub.add_parser("promote", help="promote Freight to a Stage, or abort a promotion")
-    project_option(p)
-    p.add_argument("--stage")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--freight")
-    g.add_argument("--freight-alias")
-    g.add_argument(
-        "--warehouse", help="promote the newest Freight of this Warehouse available to the Stage"
-    )
-    p.add_argument(
-        "--wait", action="store_true", help="wait for the end; exit 0 only if it Succeeded"
-    )
-    p.add_argument("--timeout", type=float, default=600.0)
-    p.add_argument("--abort", action="store_true", help="abort the promotion named by --name")
-    p.add_argument("--name", help="with --abort: the promotion to abort")
-
-    p = sub.add_parser("approve", help="approve Freight for a Stage")
-    project_option(p)
-    g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument("--freight")
-    g.add_argument("--freight-alias")
-    p.add_argument("--stage", required=True)
-
-    p = sub.add_parser("refresh", help="refresh a Warehouse or Stage")
-    p.add_argument("kind", choices=["warehouse", "stage"])
-    p.add_argument("name")
-    project_option(p)
-    p.add_argument("--wait", action="store_true")
-    p.add_argument("--timeout", type=float, default=120.0)
-
-    p = sub.add_parser("verify", help="reverify a Stage's current Freight, or abort it")
-    p.add_argument("kind", choices=["stage"])
-    p.add_argument("name")
-    project_option(p)
-    p.add_argument("--abort", action="store_true")
-
-    p = sub.add_parser("create", help="create an API token (admin)")
-    p.add_argument("kind", choices=["token"])
-    p.add_argument("name")
-    project_option(p)
-    p.add_argument("--role", required=True, choices=ROLES)
-    p.add_argument("--expires", default="90d", help="lifetime: 30d, 12h or 90m (default 90d)")
+    add_verbs(sub, project_option)
     return parser
 
 
-def project_option(parser: argparse.ArgumentParser) -> None:
+def project_option(parser: argparse.ArgumentParser, needed: bool) -> None:
+    # Remotely a project may also come from the config file; a verb that needs one and gets
+    # none says so when it runs.
     parser.add_argument("--project", help="the project (default: the config file's project)")
 
 

@@ -18,12 +18,12 @@ from freight.actions import delete_guard, do_approve, do_request_refresh
 from freight.models import Freight, Warehouse
 from kargo.specs import KINDS
 from kargo_ui import manifests
+from kargo_ui.cli_verbs import ROLES, add_verbs
 from projects import oidc
 from projects.actions import do_set_membership, record_event
 from projects.audit import audit_context
-from projects.models import ApiToken, Membership, Project, Role, Surface
+from projects.models import ApiToken, Membership, Project, Surface
 from projects.tokens import (
-    DEFAULT_LIFETIME,
     do_create_token,
     do_delete_token,
     parse_expiry,
@@ -48,6 +48,15 @@ def default_actor() -> str:
         return "cli:unknown"
 
 
+def server_project_option(parser, needed: bool) -> None:
+    if needed:
+        parser.add_argument("--project", required=True)
+    else:
+        parser.add_argument(
+            "--project", default="", help="project for documents without metadata.namespace"
+        )
+
+
 class Command(BaseCommand):
     help = "Kargo CLI verbs: apply, get, delete, promote, approve, refresh, verify, create token"
 
@@ -56,71 +65,7 @@ class Command(BaseCommand):
             "--actor", default=default_actor(), help="who is acting, recorded in events"
         )
         sub = parser.add_subparsers(dest="verb", required=True)
-
-        p = sub.add_parser("apply", help="create or update resources from Kargo YAML")
-        p.add_argument(
-            "-f", "--filename", action="append", required=True, help="FILE, DIR or - for stdin"
-        )
-        p.add_argument(
-            "--project", default="", help="project for documents without metadata.namespace"
-        )
-
-        p = sub.add_parser("get", help="export resources in Kargo's shape (or: get tokens)")
-        p.add_argument("kind")
-        p.add_argument("name", nargs="?")
-        p.add_argument("--project", default="")
-        p.add_argument("-o", "--output", choices=["yaml", "json", "table"], default="table")
-
-        p = sub.add_parser("delete", help="delete a resource (or: delete token NAME)")
-        p.add_argument("kind")
-        p.add_argument("name")
-        p.add_argument("--project", default="")
-
-        p = sub.add_parser("create", help="create an API token for a project role")
-        p.add_argument("kind", choices=["token"])
-        p.add_argument("name")
-        p.add_argument("--project", required=True)
-        p.add_argument("--role", required=True, choices=Role.values)
-        p.add_argument(
-            "--expires",
-            default=f"{DEFAULT_LIFETIME.days}d",
-            help="lifetime: 30d, 12h or 90m (default %(default)s)",
-        )
-
-        p = sub.add_parser("promote", help="promote Freight to a Stage, or abort a promotion")
-        p.add_argument("--project", required=True)
-        p.add_argument("--stage")
-        g = p.add_mutually_exclusive_group()
-        g.add_argument("--freight")
-        g.add_argument("--freight-alias")
-        g.add_argument(
-            "--warehouse",
-            help="promote the newest Freight of this Warehouse available to the Stage",
-        )
-        p.add_argument(
-            "--wait",
-            action="store_true",
-            help="wait for the promotion to finish; exit 0 only if it Succeeded",
-        )
-        p.add_argument("--timeout", type=float, default=600.0)
-        p.add_argument(
-            "--abort", action="store_true", help="abort the promotion named by --name instead"
-        )
-        p.add_argument("--name", help="with --abort: the promotion to abort")
-
-        p = sub.add_parser("approve", help="approve Freight for a Stage")
-        p.add_argument("--project", required=True)
-        g = p.add_mutually_exclusive_group(required=True)
-        g.add_argument("--freight")
-        g.add_argument("--freight-alias")
-        p.add_argument("--stage", required=True)
-
-        p = sub.add_parser("refresh", help="refresh a Warehouse or Stage")
-        p.add_argument("kind", choices=["warehouse", "stage"])
-        p.add_argument("name")
-        p.add_argument("--project", required=True)
-        p.add_argument("--wait", action="store_true")
-        p.add_argument("--timeout", type=float, default=120.0)
+        add_verbs(sub, server_project_option)
 
         p = sub.add_parser(
             "grant",
@@ -135,7 +80,7 @@ class Command(BaseCommand):
             metavar="CLAIM=VALUE",
             help="SSO users whose claim holds the value get the role (groups=devops)",
         )
-        p.add_argument("--role", required=True, choices=["viewer", "promoter", "admin"])
+        p.add_argument("--role", required=True, choices=ROLES)
         p.add_argument(
             "--create-user",
             action="store_true",
@@ -149,15 +94,7 @@ class Command(BaseCommand):
         g = p.add_mutually_exclusive_group(required=True)
         g.add_argument("--user")
         g.add_argument("--claim", metavar="CLAIM=VALUE")
-        p.add_argument("--role", choices=["viewer", "promoter", "admin"])
-
-        p = sub.add_parser(
-            "verify", help="reverify a Stage's current Freight, or abort its verification"
-        )
-        p.add_argument("kind", choices=["stage"])
-        p.add_argument("name")
-        p.add_argument("--project", required=True)
-        p.add_argument("--abort", action="store_true")
+        p.add_argument("--role", choices=ROLES)
 
     def handle(self, *args, **opts):
         verb = opts["verb"]
