@@ -91,6 +91,10 @@ print(json.dumps({"promotions": promotions, "stages": stages}))
 """
 
 
+# The resume limit of the chaos cluster's worker (see ChaosCluster.start).
+MAX_RESUMES = 100
+
+
 class ChaosCluster:
     """PostgreSQL database + Redis database + beat + a worker that can be killed and restarted."""
 
@@ -122,6 +126,9 @@ class ChaosCluster:
         self.env.update(
             KARGO_PROMOTION_HEARTBEAT_TIMEOUT=str(self.heartbeat_timeout),
             KARGO_RECONCILE_INTERVAL=str(self.reconcile_interval),
+            # More resumes than the test can ever kill one promotion: here every promotion must
+            # resume to the end. Giving up after the limit is tested in test_reconcile.
+            KARGO_PROMOTION_MAX_RESUMES=str(MAX_RESUMES),
         )
         seed_demo(self.env)
         # Every update of a branch in the GitOps repository is logged, so pushes can be counted
