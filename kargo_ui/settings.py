@@ -243,7 +243,13 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": env_str("KARGO_CHANNEL_PREFIX", "kargo")},
+            "CONFIG": {
+                # redis-py 8 reads with a 5 s socket timeout by default, the same 5 s that
+                # channels-redis blocks waiting for a message: under load the read timed out
+                # first and dropped every idle websocket. Reads get more time than the block.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+                "prefix": env_str("KARGO_CHANNEL_PREFIX", "kargo"),
+            },
         }
     }
     CELERY_BROKER_URL = REDIS_URL
