@@ -75,6 +75,15 @@ promotions = [
         "message": p.message,
         "resumes": p.resumes,
         "tag": tags[p.freight_name],
+        # The commit its git-push step reports the branch at (None when it never recorded one).
+        "pushed": next(
+            (
+                (p.status.get("state") or {}).get(step.as_ or f"step-{i + 1}", {}).get("commit")
+                for i, step in enumerate(p.typed_spec.steps)
+                if step.uses == "git-push"
+            ),
+            None,
+        ),
         "steps": [
             [m.get("alias"), m.get("status"), m.get("message", "")]
             for m in p.status.get("stepExecutionMetadata", [])
@@ -91,8 +100,9 @@ print(json.dumps({"promotions": promotions, "stages": stages}))
 """
 
 
-# The resume limit of the chaos cluster's worker (see ChaosCluster.start).
-MAX_RESUMES = 100
+# The resume limit of the chaos cluster's worker (see ChaosCluster.start). CHAOS_MAX_RESUMES=3
+# (the default limit) lets promotions give up, to study that path under chaos.
+MAX_RESUMES = int(os.environ.get("CHAOS_MAX_RESUMES") or 100)
 
 
 class ChaosCluster:
