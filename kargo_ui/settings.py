@@ -239,6 +239,9 @@ WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
 
 REDIS_URL = env_str("REDIS_URL")
+CHANNEL_PREFIX = env_str("KARGO_CHANNEL_PREFIX", "kargo")
+# The live pushes: changes received within this window are rendered and sent together.
+LIVE_COALESCE_SECONDS = env_float("KARGO_LIVE_COALESCE_SECONDS", 0.15)
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
@@ -248,7 +251,13 @@ if REDIS_URL:
                 # channels-redis blocks waiting for a message: under load the read timed out
                 # first and dropped every idle websocket. Reads get more time than the block.
                 "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
-                "prefix": env_str("KARGO_CHANNEL_PREFIX", "kargo"),
+                "prefix": CHANNEL_PREFIX,
+                # Each web process receives a project's changes once, on one channel, and drains
+                # it at once (stages.live), so a backlog means a stalled process: 1,000 queued
+                # changes is far past any burst, and a message older than 30 s is useless (pages
+                # re-sync on the gap it leaves, which stages.live logs and counts).
+                "capacity": 1000,
+                "expiry": 30,
             },
         }
     }

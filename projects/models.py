@@ -33,6 +33,14 @@ class Resource(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def save(self, *args, **kwargs):
+        # A partial save still moves updated_at: the page caches what it rendered of a row by
+        # (id, updated_at) (stages.fragments), so every change must show there.
+        fields = kwargs.get("update_fields")
+        if fields is not None and "updated_at" not in fields:
+            kwargs["update_fields"] = [*fields, "updated_at"]
+        super().save(*args, **kwargs)
+
     @property
     def typed_spec(self) -> Any:
         """`spec` as its typed model. Parsed once per loaded spec: assigning a new spec (or

@@ -1,17 +1,22 @@
-"""The project page's websocket: pushes fragments for every change in the project."""
+"""The project page's websocket: joins the project's live feed (stages.live), which pushes the
+fragments of every change the page shows."""
+
+import json
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from projects.access import role_in
-from projects.live import group_name
 from projects.models import Project
 
-from . import fragments
+from . import live
+
+MAX_MESSAGE = 512  # a page's "what I show" message is far smaller
 
 
 class ProjectConsumer(AsyncWebsocketConsumer):
     async def connect(self):
+        self.feed = None
         self.project = await Project.objects.filter(
             name=self.scope["url_route"]["kwargs"]["name"]
         ).afirst()
@@ -19,29 +24,34 @@ class ProjectConsumer(AsyncWebsocketConsumer):
         if self.project is None or user is None or await self.role() is None:
             await self.close(code=4403)
             return
-        self.group = group_name(self.project.id)
-        await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
+        self.feed = await live.subscribe(self.project.id, self, user)
 
     async def disconnect(self, code):
-        if getattr(self, "group", None):
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+        if self.feed is not None:
+            await live.unsubscribe(self.project.id, self)
+            self.feed = None
 
     async def receive(self, text_data=None, bytes_data=None):
-        # The page never sends commands over the socket: actions are HTTP POSTs with CSRF checks.
-        return
-
-    async def project_change(self, event):
-        # Membership may have been revoked since connect: check again for every event.
-        role = await self.role()
-        if role is None:
-            await self.close(code=4403)
+        # The page never sends commands over the socket (actions are HTTP POSTs with CSRF and
+        # role checks); it only says what it shows: {"drawer", "newest", "seq", "resync"}.
+        if self.feed is None or not text_data or len(text_data) > MAX_MESSAGE:
             return
-        html = await database_sync_to_async(fragments.render_change)(
-            self.project.id, role, event["kind"], event["id"], event["seq"]
-        )
-        if html:
-            await self.send(text_data=html)
+        try:
+            message = json.loads(text_data)
+        except ValueError:
+            return
+        if isinstance(message, dict) and isinstance(message.get("watch"), dict):
+            self.feed.watch(self, message["watch"])
+
+    async def push(self, html: str) -> None:
+        await self.send(text_data=html)
+
+    async def refuse(self) -> None:
+        await self.close(code=4403)
+        if self.feed is not None:
+            await live.unsubscribe(self.project.id, self)
+            self.feed = None
 
     @database_sync_to_async
     def role(self) -> str | None:

@@ -1,59 +1,323 @@
-"""Context builders shared by the page views and the websocket consumer, so a pushed fragment is
-rendered by exactly the code that rendered the page."""
+"""The project page's regions, each rendered from its own context: the pipeline (its graph and
+one card per Stage and Warehouse), the Freight timeline (one entry per Freight), the activity list
+and the drawers. The page views and the live pushes (stages.live) render through these functions
+only, so a pushed fragment is exactly what a reload would show.
 
-from functools import lru_cache
+Cards and timeline entries are cached as rendered HTML, keyed by everything they show (a row's
+id and updated_at, its running promotion, its queue): a page load renders only what changed since
+any page was last rendered, and reads the rest as two narrow queries. Links are built from the
+project's base path rather than by the URL resolver, which cost a third of a 500-Stage page.
+"""
+
+import threading
+import zlib
+from collections import OrderedDict
+from dataclasses import dataclass
+from types import SimpleNamespace
+from urllib.parse import quote
 
 from django.db.models import Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from freight.models import Freight
+from freight.models import Freight, Warehouse
 from projects.access import can_abort, can_promote
+from projects.live import current_seq
 from projects.models import Event, Project
 from projects.web import PAGE
 
 from . import queries
-from .graph import layout, pipeline_order
-from .models import Promotion, Stage
+from .graph import Layout, layout, pipeline_order
+from .models import Promotion, PromotionPhase, Stage
 
+# Stage colours come from the name, so adding a Stage never repaints the others. No red: it
+# reads as failure.
 STAGE_COLORS = [
     "#4f7cff",
     "#12a150",
     "#d97706",
     "#c026d3",
     "#0891b2",
-    "#dc2626",
     "#65a30d",
     "#7c3aed",
+    "#db2777",
+    "#0d9488",
+    "#9333ea",
 ]
+TIMELINE_PAGE = 60
+ACTIVITY_SIZE = 12
 
 
-def page_context(project: Project, role: str, before: str = "") -> dict:
-    return pipeline_context(project, role, queries.pipeline(project, before=before))
+def stage_color(name: str) -> str:
+    return STAGE_COLORS[zlib.crc32(name.encode()) % len(STAGE_COLORS)]
 
 
-def pipeline_context(project: Project, role: str, data: queries.PipelineData) -> dict:
-    graph = layout(data.warehouses, data.stages)
-    ordered = pipeline_order([v.stage for v in data.stages])
-    colors = {stage.name: STAGE_COLORS[i % len(STAGE_COLORS)] for i, stage in enumerate(ordered)}
-    holders: dict[str, list[str]] = {}
-    views = {v.stage.name: v for v in data.stages}
-    for stage in ordered:
-        for f in views[stage.name].current:
-            holders.setdefault(f.name, []).append(stage.name)
-    timeline = [(f, [(s, colors[s]) for s in holders.get(f.name, [])]) for f in data.freight]
+def project_base(project: Project) -> str:
+    """The project's path; links append `stage/<name>/` and the like to it, matching the
+    patterns in stages/urls.py (tests/http/test_links.py holds them equal to reverse())."""
+    return f"/project/{quote(project.name, safe='')}/"
+
+
+class RenderCache:
+    """Rendered HTML by a key naming everything it shows; least recently used entries go first.
+    Shared by the request threads and the live renderer's threads of one process."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self.items: OrderedDict = OrderedDict()
+        self.lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def get(self, key):
+        with self.lock:
+            html = self.items.get(key)
+            if html is None:
+                self.misses += 1
+                return None
+            self.items.move_to_end(key)
+            self.hits += 1
+            return html
+
+    def put(self, key, html: str) -> None:
+        with self.lock:
+            self.items[key] = html
+            self.items.move_to_end(key)
+            while len(self.items) > self.size:
+                self.items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self.lock:
+            self.items.clear()
+            self.hits = self.misses = 0
+
+
+CARDS = RenderCache(20_000)  # stage and warehouse cards, timeline entries
+LAYOUTS = RenderCache(256)  # a project's graph, by the shape of its pipeline
+
+
+# --- the pipeline ----------------------------------------------------------------------------
+
+
+@dataclass
+class Slot:
+    """A node's place in the graph; the card inside is swapped alone when it changes."""
+
+    kind: str  # "stage" | "warehouse"
+    id: int
+    name: str
+    x: int
+    y: int
+    color: str
+    html: str = ""
+
+
+@dataclass
+class Graph:
+    width: int
+    height: int
+    edges: list[tuple[str, bool]]  # SVG path data, whether it leaves a Warehouse
+    slots: list[Slot]
+    stage_rank: dict[str, tuple[int, float]]  # name -> (rank, order): the pipeline's reading order
+
+
+def pipeline_graph(project: Project, stage_rows: list, warehouses: list) -> Graph:
+    """The laid-out graph for the pipeline's shape: which Stages and Warehouses exist and their
+    spec generations. Parsing 500 specs and laying them out happens only when that shape changes."""
+    key = (
+        project.id,
+        tuple((r["id"], r["name"], r["generation"]) for r in stage_rows),
+        tuple((w.id, w.name, w.generation) for w in warehouses),
+    )
+    graph = LAYOUTS.get(key)
+    if graph is None:
+        graph = build_graph(project, warehouses)
+        LAYOUTS.put(key, graph)
+    return graph
+
+
+def build_graph(project: Project, warehouses: list) -> Graph:
+    stages = list(Stage.objects.filter(project=project).only("id", "name", "spec"))
+    views = [
+        SimpleNamespace(stage=s, upstream=s.upstream_names, warehouses=s.warehouse_names)
+        for s in stages
+    ]
+    shape: Layout = layout(warehouses, views)
+    slots = []
+    for n in shape.nodes:
+        if n.kind == "warehouse":
+            slots.append(Slot("warehouse", n.obj.id, n.name, n.x, n.y, ""))
+        else:
+            slots.append(Slot("stage", n.obj.stage.id, n.name, n.x, n.y, stage_color(n.name)))
+    ranks = {n.name: (n.rank, n.order) for n in shape.nodes if n.kind == "stage"}
+    edges = [(e.path, e.source.kind == "warehouse") for e in shape.edges]
+    return Graph(shape.width, shape.height, edges, slots, ranks)
+
+
+def pipeline_context(project: Project, role: str, csrf_token: str = "") -> dict:
+    stage_rows = list(
+        Stage.objects.filter(project=project)
+        .order_by()
+        .values("id", "name", "generation", "updated_at")
+    )
+    warehouses = list(Warehouse.objects.filter(project=project))
+    graph = pipeline_graph(project, stage_rows, warehouses)
+    base = project_base(project)
+    cards = stage_cards(project, base, {r["id"]: r["updated_at"] for r in stage_rows})
+    promoter = can_promote(role)
+    wh_cards = warehouse_cards(project, warehouses, base, promoter, csrf_token)
+    slots = [
+        Slot(
+            s.kind,
+            s.id,
+            s.name,
+            s.x,
+            s.y,
+            s.color,
+            (cards if s.kind == "stage" else wh_cards).get(s.id, ""),
+        )
+        for s in graph.slots
+    ]
+    return {"graph": graph, "slots": slots}
+
+
+def open_promotions(project_id: int, stage_ids=None) -> tuple[dict, dict]:
+    """(Running promotion's (id, updated_at) by stage, Pending count by stage)."""
+    qs = Promotion.objects.filter(
+        project_id=project_id, phase__in=[PromotionPhase.PENDING, PromotionPhase.RUNNING]
+    )
+    if stage_ids is not None:
+        qs = qs.filter(stage_id__in=stage_ids)
+    running, pending = {}, {}
+    for promo_id, stage_id, phase, updated in qs.order_by().values_list(
+        "id", "stage_id", "phase", "updated_at"
+    ):
+        if phase == PromotionPhase.RUNNING:
+            running[stage_id] = (promo_id, updated)
+        else:
+            pending[stage_id] = pending.get(stage_id, 0) + 1
+    return running, pending
+
+
+def stage_cards(project: Project, base: str, updated: dict[int, object]) -> dict[int, str]:
+    """Each Stage's card, from the cache where nothing it shows changed. `updated`: the Stages'
+    updated_at by id. A fixed number of queries, however many cards must be rendered."""
+    running, pending = open_promotions(project.id, None if len(updated) > 50 else list(updated))
+    keys = {
+        stage_id: ("stage", project.id, stage_id, at, running.get(stage_id), pending.get(stage_id))
+        for stage_id, at in updated.items()
+    }
+    html = {stage_id: CARDS.get(key) for stage_id, key in keys.items()}
+    missing = [stage_id for stage_id, h in html.items() if h is None]
+    if missing:
+        stages = list(Stage.objects.filter(id__in=missing))
+        names = {n for s in stages for n in queries.current_freight_names(s.status)}
+        freight = (
+            {f.name: f for f in Freight.objects.filter(project=project, name__in=names)}
+            if names
+            else {}
+        )
+        active_ids = [running[s.id][0] for s in stages if s.id in running]
+        active = {
+            p.stage_id: p
+            for p in Promotion.objects.filter(id__in=active_ids).only(
+                "id", "name", "stage_id", "status", "project_id"
+            )
+        }
+        for stage in stages:
+            view = queries.StageView(
+                stage=stage,
+                phase=queries.stage_phase(stage),
+                current=[
+                    freight[n] for n in queries.current_freight_names(stage.status) if n in freight
+                ],
+                active=active.get(stage.id),
+                pending=pending.get(stage.id, 0),
+            )
+            card = render_to_string(f"{PAGE}#stage-card", {"v": view, "base": base})
+            CARDS.put(keys[stage.id], card)
+            html[stage.id] = card
+    return {stage_id: h for stage_id, h in html.items() if h is not None}
+
+
+def warehouse_cards(
+    project: Project, warehouses: list, base: str, promoter: bool, csrf_token: str
+) -> dict[int, str]:
+    """Warehouse cards are few and carry a form with the viewer's CSRF token: rendered each time."""
+    ctx = {"base": base, "can_promote": promoter, "project": project, "csrf_token": csrf_token}
+    return {w.id: render_to_string(f"{PAGE}#warehouse-card", {**ctx, "w": w}) for w in warehouses}
+
+
+# --- the timeline ----------------------------------------------------------------------------
+
+
+def timeline_context(project: Project, graph: Graph, before: str = "") -> dict:
+    """One page of the Freight timeline, newest first (keyset paging: `before` is the name of the
+    last Freight of the previous page; an unknown name shows the newest page)."""
+    freight_qs = Freight.objects.filter(project=project)
+    cursor = (
+        freight_qs.filter(name=before).values("discovered_at", "name").first() if before else None
+    )
+    page_qs = freight_qs
+    if cursor:
+        # In the timeline's own order (-discovered_at, -name): no Freight is skipped or shown
+        # twice when several share a timestamp.
+        page_qs = freight_qs.filter(
+            Q(discovered_at__lt=cursor["discovered_at"])
+            | Q(discovered_at=cursor["discovered_at"], name__lt=cursor["name"])
+        )
+    page = list(page_qs[: TIMELINE_PAGE + 1])
+    has_older = len(page) > TIMELINE_PAGE
+    page = page[:TIMELINE_PAGE]
+    base = project_base(project)
     return {
+        "timeline": [(f, timeline_entry(f, graph, base)) for f in page],
+        "freight_total": freight_qs.count(),
+        "freight_more": has_older,
+        "freight_paged": bool(cursor),
+        "oldest": page[-1].name if page else "",
+    }
+
+
+def holders_of(freight: Freight, graph: Graph) -> list[tuple[str, str]]:
+    """The Stages holding the Freight, in the pipeline's reading order, with their colours."""
+    names = sorted(
+        freight.status.get("currentlyIn", {}),
+        key=lambda n: (*graph.stage_rank.get(n, (1_000_000, 0)), n),
+    )
+    return [(n, stage_color(n)) for n in names]
+
+
+def timeline_entry(freight: Freight, graph: Graph, base: str) -> str:
+    holders = holders_of(freight, graph)
+    key = ("freight", freight.id, freight.alias, tuple(holders), base)
+    html = CARDS.get(key)
+    if html is None:
+        ctx = {"f": freight, "holders": holders, "base": base}
+        html = render_to_string(f"{PAGE}#freight-entry", ctx)
+        CARDS.put(key, html)
+    return html
+
+
+# --- the page and its drawers ----------------------------------------------------------------
+
+
+def activity_context(project: Project) -> dict:
+    return {"events": list(Event.objects.filter(project=project)[:ACTIVITY_SIZE])}
+
+
+def page_context(project: Project, role: str, before: str = "", csrf_token: str = "") -> dict:
+    # Read before the regions: the page has seen every change up to this number.
+    live_seq = current_seq(project.id)
+    pipeline = pipeline_context(project, role, csrf_token)
+    return {
+        "live_seq": live_seq,
         "project": project,
         "role": role,
+        "base": project_base(project),
         "can_promote": can_promote(role),
-        "graph": graph,
-        "colors": colors,
-        "timeline": timeline,
-        "freight_total": data.freight_total,
-        "freight_more": data.has_older,
-        "freight_paged": data.paged,
-        "oldest": data.freight[-1].name if data.freight else "",
-        "events": list(Event.objects.filter(project=project)[:12]),
+        **pipeline,
+        **timeline_context(project, pipeline["graph"], before),
+        **activity_context(project),
     }
 
 
@@ -141,64 +405,156 @@ def pending_reason(promotion: Promotion) -> str:
     )
 
 
-@lru_cache(maxsize=32)  # one event's renders arrive within milliseconds
-def render_change(project_id: int, role: str, kind: str, obj_id: int, seq: str) -> str:
-    """The fragments a page needs after a change, each swapped out-of-band by its id.
+# --- live pushes -----------------------------------------------------------------------------
 
-    What a page shows depends only on the project and the viewer's role, so every open page of
-    the same role gets the same HTML: rendered once per change (`seq`) and role, however many
-    pages are open in this process. Besides the page's regions it carries the drawers the change
-    may alter; a page keeps only the one it has open (the `shown-only` extension, project.html).
 
-    Queries do not grow with the project's Freight: the page's regions take 7 or 8, a Stage's
-    and a Promotion's drawers a few each; Freight drawers reuse the pipeline's Stages and Freight
-    (no query of their own), and kind "freight" loads its Freight only when the pipeline has not
-    (one query: it is neither on the newest timeline page nor held by a Stage)."""
-    project = Project.objects.get(id=project_id)
-    data = queries.pipeline(project)
-    ctx = pipeline_context(project, role, data)
-    parts = [
-        render_to_string(f"{PAGE}#{name}", ctx) for name in ("pipeline", "timeline", "activity")
-    ]
-    stage = None
-    freight: list[Freight] = []  # whose drawers this change may have altered
-    if kind == "promotion":
-        promotion = (
-            Promotion.objects.select_related("stage").filter(project=project, id=obj_id).first()
+@dataclass
+class Fragment:
+    """A piece of a live push, swapped into the element with id `target`. `audience`: "all"
+    pages, pages on the "newest" timeline page, or "drawer" (pages with that drawer open)."""
+
+    target: str
+    html: str
+    audience: str = "all"
+
+
+DRAWER_KINDS = ("stage", "freight", "promotion")
+
+
+def render_changes(
+    project_id: int,
+    changes: set[tuple[str, int]],
+    roles: set[str],
+    drawers: set[str],
+    known: dict,
+) -> dict[str, list[Fragment]]:
+    """The fragments a set of changes touches, rendered once (or once per role where the role
+    shows: buttons), by role. `drawers`: the drawer ids open on some page (no other drawer is
+    rendered). `known`: what the caller's pages were last sent (the pipeline's shape, the newest
+    timeline page); a change of either re-renders that whole region, otherwise only the cards,
+    entries and drawers of the changed objects are. A change of kind "project" (or an unknown
+    kind) re-renders every region."""
+    project = Project.objects.filter(id=project_id).first()
+    if project is None or not roles:
+        return {}
+    base = project_base(project)
+    stage_rows = list(
+        Stage.objects.filter(project=project)
+        .order_by()
+        .values("id", "name", "generation", "updated_at")
+    )
+    warehouses = list(Warehouse.objects.filter(project=project))
+    graph = pipeline_graph(project, stage_rows, warehouses)
+    by_kind: dict[str, set[int]] = {}
+    for kind, obj_id in changes:
+        by_kind.setdefault(
+            kind if kind in ("stage", "promotion", "freight", "warehouse") else "project", set()
+        ).add(obj_id)
+    # The graph the caller's pages show: unknown to a feed that just started (its pages were
+    # rendered with the current one, or re-sync by their change numbers).
+    whole = "project" in by_kind or known.get("graph", graph) is not graph
+    known["graph"] = graph
+    shared: list[Fragment] = []
+    per_role: dict[str, list[Fragment]] = {role: [] for role in roles}
+
+    stage_ids = set(by_kind.get("stage", ()))
+    promotions = []
+    if by_kind.get("promotion"):
+        promotions = list(
+            Promotion.objects.filter(project=project, id__in=by_kind["promotion"]).select_related(
+                "stage"
+            )
         )
-        if promotion:
-            parts.append(
-                render_to_string(
-                    f"{PAGE}#promotion-drawer", {**ctx, **promotion_context(promotion, role)}
+        stage_ids |= {p.stage_id for p in promotions}
+
+    first_page = list(
+        Freight.objects.filter(project=project).values_list("id", flat=True)[:TIMELINE_PAGE]
+    )
+    new_timeline = known.get("timeline") != first_page
+    known["timeline"] = first_page
+
+    if whole:
+        for role in roles:
+            ctx = {
+                "project": project,
+                "role": role,
+                "base": base,
+                "can_promote": can_promote(role),
+                **pipeline_context(project, role),
+                **timeline_context(project, graph),
+            }
+            per_role[role] += [
+                Fragment("pipeline", render_to_string(f"{PAGE}#pipeline", ctx)),
+                Fragment("timeline", render_to_string(f"{PAGE}#timeline", ctx), "newest"),
+            ]
+    else:
+        updated = {r["id"]: r["updated_at"] for r in stage_rows if r["id"] in stage_ids}
+        for stage_id, html in stage_cards(project, base, updated).items():
+            shared.append(Fragment(f"stage-{stage_id}", html))
+        changed_warehouses = [w for w in warehouses if w.id in by_kind.get("warehouse", ())]
+        for role in roles:
+            cards = warehouse_cards(project, changed_warehouses, base, can_promote(role), "")
+            per_role[role] += [Fragment(f"warehouse-{wid}", html) for wid, html in cards.items()]
+        changed_freight = by_kind.get("freight", set())
+        if changed_freight and new_timeline:
+            for role in roles:
+                ctx = {"project": project, "base": base, "can_promote": can_promote(role)}
+                ctx.update(timeline_context(project, graph))
+                per_role[role].append(
+                    Fragment("timeline", render_to_string(f"{PAGE}#timeline", ctx), "newest")
                 )
-            )
-            stage = promotion.stage
-    elif kind == "stage":
-        stage = Stage.objects.filter(project=project, id=obj_id).first()
-    elif kind == "freight":
-        changed = freight_in_pipeline(data, obj_id) or (
-            Freight.objects.filter(project=project, id=obj_id).first()
-        )
-        freight = [changed] if changed else []
-    if stage is not None:
-        parts.append(
-            render_to_string(f"{PAGE}#stage-drawer", {**ctx, **stage_context(project, stage, role)})
-        )
-        # What the Stage holds is currently in it, and verified in it once the Stage is
-        # verified: that shows in those Freight's drawers, with availability downstream. (Freight
-        # that changes also broadcasts kind "freight" itself; this keeps the Stage's and the
-        # Freight's drawers of one change consistent.)
-        freight = next((v.current for v in data.stages if v.stage.id == stage.id), [])
-    stages = [v.stage for v in data.stages]
-    for f in freight:
-        parts.append(
-            render_to_string(
-                f"{PAGE}#freight-drawer", {**ctx, **freight_context(project, f, role, stages)}
-            )
-        )
-    return "\n".join(parts)
+        elif changed_freight & set(first_page):
+            for f in Freight.objects.filter(id__in=changed_freight & set(first_page)):
+                shared.append(Fragment(f"freight-{f.id}", timeline_entry(f, graph, base), "newest"))
+
+    activity = render_to_string(f"{PAGE}#activity", activity_context(project))
+    shared.append(Fragment("activity", activity))
+
+    # Drawers: only those some page has open, and only of what changed.
+    wanted = {d for d in drawers if whole or touches(d, stage_ids, by_kind, promotions)}
+    if wanted:
+        for role in roles:
+            per_role[role] += render_drawers(project, wanted, role)
+    return {role: shared + per_role[role] for role in roles}
 
 
-def freight_in_pipeline(data: queries.PipelineData, freight_id: int) -> Freight | None:
-    """The Freight if the pipeline has loaded it already (the newest page, or held by a Stage)."""
-    return next((f for f in data.freight_by_name.values() if f.id == freight_id), None)
+def touches(drawer: str, stage_ids: set[int], by_kind: dict, promotions: list) -> bool:
+    kind, _, obj_id = drawer.rpartition("-drawer-")
+    obj = int(obj_id)
+    if kind == "stage":
+        return obj in stage_ids
+    if kind == "promotion":
+        return obj in by_kind.get("promotion", ())
+    # A Freight drawer shows the Freight's availability in every Stage: a Stage's change may
+    # alter it (its verification, its current Freight).
+    return obj in by_kind.get("freight", ()) or bool(stage_ids)
+
+
+def render_drawers(project: Project, targets: set[str], role: str) -> list[Fragment]:
+    ids: dict[str, set[int]] = {kind: set() for kind in DRAWER_KINDS}
+    for target in targets:
+        kind, _, obj_id = target.rpartition("-drawer-")
+        ids[kind].add(int(obj_id))
+    base = {"project": project, "base": project_base(project)}
+    out = []
+    for stage in Stage.objects.filter(project=project, id__in=ids["stage"]) if ids["stage"] else []:
+        ctx = {**base, **stage_context(project, stage, role)}
+        out.append(
+            Fragment(
+                f"stage-drawer-{stage.id}", render_to_string(f"{PAGE}#stage-drawer", ctx), "drawer"
+            )
+        )
+    if ids["promotion"]:
+        for promotion in Promotion.objects.filter(
+            project=project, id__in=ids["promotion"]
+        ).select_related("stage"):
+            ctx = {**base, **promotion_context(promotion, role)}
+            html = render_to_string(f"{PAGE}#promotion-drawer", ctx)
+            out.append(Fragment(f"promotion-drawer-{promotion.id}", html, "drawer"))
+    if ids["freight"]:
+        stages = list(Stage.objects.filter(project=project))
+        for freight in Freight.objects.filter(project=project, id__in=ids["freight"]):
+            ctx = {**base, **freight_context(project, freight, role, stages)}
+            html = render_to_string(f"{PAGE}#freight-drawer", ctx)
+            out.append(Fragment(f"freight-drawer-{freight.id}", html, "drawer"))
+    return out

@@ -3,6 +3,7 @@ partial on an htmx request (progressive enhancement: every link and form works w
 
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
+from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -24,7 +25,11 @@ def render_drawer(
 ) -> HttpResponse:
     if htmx_partial(request) and request.htmx.target == "drawer":
         return push_url(render(request, f"{PAGE}#{partial}", {"project": project, **extra}), url)
-    ctx = {**fragments.page_context(project, role), **extra, "drawer": partial}
+    ctx = {
+        **fragments.page_context(project, role, csrf_token=get_token(request)),
+        **extra,
+        "drawer": partial,
+    }
     return render(request, PAGE, ctx)
 
 
@@ -33,7 +38,9 @@ def project_page(request: HttpRequest, name: str) -> HttpResponse:
     project, role = get_project_for_user(request.user, name)
     # Timeline paging: ?before=<freight name> shows the Freight older than that one. An unknown
     # name shows the newest page.
-    ctx = fragments.page_context(project, role, before=request.GET.get("before", ""))
+    ctx = fragments.page_context(
+        project, role, before=request.GET.get("before", ""), csrf_token=get_token(request)
+    )
     if htmx_partial(request) and request.htmx.target == "timeline":
         return render(request, f"{PAGE}#timeline", ctx)
     return render(request, PAGE, ctx)

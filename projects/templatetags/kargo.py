@@ -1,6 +1,7 @@
 import yaml
 from django import template
 from django.utils import timezone
+from django.utils.html import format_html
 from django.utils.timesince import timesince
 
 from kargo.redaction import redact, redact_values
@@ -41,6 +42,16 @@ def ago(value) -> str:
     if (timezone.now() - when).total_seconds() < 60:
         return "just now"
     return f"{timesince(when, timezone.now()).split(',')[0]} ago"
+
+
+@register.filter
+def ago_time(value) -> str:
+    """`ago` inside a <time> element that the page keeps current (static/js/live.js), so HTML
+    that is cached or pushed never shows a stale "just now"."""
+    when = parse_rfc3339(value) if isinstance(value, str) else value
+    if not when:
+        return ""
+    return format_html('<time datetime="{}" data-ago>{}</time>', when.isoformat(), ago(when))
 
 
 @register.filter

@@ -1,17 +1,20 @@
-"""The project websocket: who may subscribe, and what a change pushes."""
+"""The project websocket: who may subscribe, and what a change pushes to whom (stages.live)."""
 
 import json
 
 import pytest
 from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
+from django.contrib.auth.models import AnonymousUser
 
 from freight.models import Freight
 from kargo_ui.routing import websocket_urlpatterns
-from projects.live import send_change
+from projects.live import send_change, sequences
 from projects.models import Membership
-from stages.models import Stage
+from stages import live
+from stages.models import Promotion, Stage
 
 # Consumers reach the database through database_sync_to_async, which closes "old" connections
 # around each call: inside a test's rolled-back transaction that closes the test's own
@@ -32,33 +35,63 @@ def run(coro_fn):
 @pytest.fixture(autouse=True)
 def memory_layer(settings):
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    settings.LIVE_COALESCE_SECONDS = 0.05
 
 
-def test_members_receive_fragments_for_changes(users):
+async def open_page(user, drawer: str = "", **watch) -> WebsocketCommunicator:
+    comm = communicator(user)
+    connected, _ = await comm.connect()
+    assert connected
+    await comm.send_to(text_data=json.dumps({"watch": {"drawer": drawer, **watch}}))
+    return comm
+
+
+async def change(project_id: int, kind: str, obj_id: int) -> None:
+    await database_sync_to_async(send_change)(project_id, kind, obj_id)
+
+
+def test_a_stage_change_pushes_its_card_and_its_open_drawer(users):
     stage = Stage.objects.get(name="test")
 
     async def scenario():
-        comm = communicator(users["carol"])
-        connected, _ = await comm.connect()
-        assert connected
-        from channels.db import database_sync_to_async
-
-        await database_sync_to_async(send_change)(stage.project_id, "stage", stage.id)
+        comm = await open_page(users["carol"], f"stage-drawer-{stage.id}")
+        await change(stage.project_id, "stage", stage.id)
         html = await comm.receive_from(timeout=5)
         await comm.disconnect()
         return html
 
     html = run(scenario)
-    assert 'id="pipeline"' in html
-    assert 'id="timeline"' in html
+    assert html.startswith('<div id="live-seq"')
+    assert f'id="stage-{stage.id}"' in html
     assert f'id="stage-drawer-{stage.id}"' in html
+    # Only what the change touches: not the whole pipeline or timeline.
+    assert 'id="pipeline"' not in html and 'id="timeline"' not in html
     # Carol is a viewer: the pushed fragments carry no promote buttons.
     assert "promote-to-" not in html and 'data-testid="promote-' not in html
 
 
-def test_outsiders_and_anonymous_users_are_refused(users):
-    from django.contrib.auth.models import AnonymousUser
+def test_a_page_gets_only_the_drawer_it_has_open(users):
+    stage = Stage.objects.get(name="test")
+    other = Stage.objects.exclude(id=stage.id).first()
 
+    async def scenario():
+        mine = await open_page(users["bob"], f"stage-drawer-{stage.id}")
+        theirs = await open_page(users["bob"], f"stage-drawer-{other.id}")
+        plain = await open_page(users["bob"])
+        await change(stage.project_id, "stage", stage.id)
+        pushed = [await c.receive_from(timeout=5) for c in (mine, theirs, plain)]
+        for c in (mine, theirs, plain):
+            await c.disconnect()
+        return pushed
+
+    mine, theirs, plain = run(scenario)
+    assert f'id="stage-drawer-{stage.id}"' in mine
+    for html in (theirs, plain):
+        assert "stage-drawer-" not in html
+        assert f'id="stage-{stage.id}"' in html  # every page shows the card
+
+
+def test_outsiders_and_anonymous_users_are_refused(users):
     async def scenario(user, project):
         comm = communicator(user, project)
         connected, code = await comm.connect()
@@ -73,24 +106,19 @@ def test_revoked_membership_closes_the_socket_at_the_next_event(users):
     stage = Stage.objects.get(name="test")
 
     async def scenario():
-        from channels.db import database_sync_to_async
-
-        comm = communicator(users["carol"])
-        assert (await comm.connect())[0]
+        comm = await open_page(users["carol"])
         await database_sync_to_async(Membership.objects.filter(user=users["carol"]).delete)()
-        await database_sync_to_async(send_change)(stage.project_id, "stage", stage.id)
-        output = await comm.receive_output(timeout=5)
-        return output
+        await change(stage.project_id, "stage", stage.id)
+        return await comm.receive_output(timeout=5)
 
-    output = run(scenario)
-    assert output == {"type": "websocket.close", "code": 4403}
+    assert run(scenario) == {"type": "websocket.close", "code": 4403}
 
 
-def test_a_promotion_change_pushes_its_drawer(users):
+def test_a_promotion_change_pushes_its_card_and_open_drawer(users):
     from kargo_ui.celery import app
     from stages.actions import do_promote
 
-    freight = Freight.objects.filter(name__isnull=False).first()
+    freight = Freight.objects.first()
     app.conf.task_always_eager = False
     try:
         promotion = do_promote(Stage.objects.get(name="test"), freight, actor="user:x")
@@ -98,11 +126,8 @@ def test_a_promotion_change_pushes_its_drawer(users):
         app.conf.task_always_eager = True
 
     async def scenario():
-        from channels.db import database_sync_to_async
-
-        comm = communicator(users["bob"])
-        assert (await comm.connect())[0]
-        await database_sync_to_async(send_change)(promotion.project_id, "promotion", promotion.id)
+        comm = await open_page(users["bob"], f"promotion-drawer-{promotion.id}")
+        await change(promotion.project_id, "promotion", promotion.id)
         html = await comm.receive_from(timeout=5)
         await comm.disconnect()
         return html
@@ -110,12 +135,11 @@ def test_a_promotion_change_pushes_its_drawer(users):
     html = run(scenario)
     assert f'id="promotion-drawer-{promotion.id}"' in html
     assert 'data-phase="Pending"' in html
+    assert f'id="stage-{promotion.stage_id}"' in html and "1 queued" in html
 
 
 def test_the_socket_takes_no_commands(users):
     """Actions are POSTs with CSRF and role checks; a message on the socket does nothing."""
-    from stages.models import Promotion
-
     freight = Freight.objects.first()
 
     async def scenario():
@@ -123,6 +147,8 @@ def test_the_socket_takes_no_commands(users):
         assert (await comm.connect())[0]
         command = {"action": "promote", "stage": "test", "freight": freight.name}
         await comm.send_to(text_data=json.dumps(command))
+        await comm.send_to(text_data=json.dumps({"watch": {"drawer": "../../etc", "seq": "x"}}))
+        await comm.send_to(text_data="[" * 10_000)
         nothing = await comm.receive_nothing(timeout=0.5)
         await comm.disconnect()
         return nothing
@@ -131,26 +157,68 @@ def test_the_socket_takes_no_commands(users):
     assert not Promotion.objects.exists()
 
 
-def test_each_change_is_rendered_once_per_role_for_all_open_pages(users):
-    """Ten open pages of promoters cost one render per change, not ten."""
-    from stages.fragments import render_change
+def test_a_burst_of_changes_is_one_push_rendered_once_for_all_pages_of_a_role(users):
+    """Ten open pages of promoters and twenty changes within the coalescing window cost one
+    render and one message per page."""
+    stages = list(Stage.objects.all())
 
+    async def scenario():
+        comms = [await open_page(users["bob"]) for _ in range(10)]
+        before = dict(live.stats)
+        for i in range(20):
+            stage = stages[i % len(stages)]
+            await change(stage.project_id, "stage", stage.id)
+        pages = [await c.receive_from(timeout=5) for c in comms]
+        more = [await c.receive_nothing(timeout=0.3) for c in comms]
+        after = dict(live.stats)
+        for c in comms:
+            await c.disconnect()
+        return pages, more, after["renders"] - before["renders"]
+
+    pages, more, renders = run(scenario)
+    assert renders == 1
+    assert all(more)  # nothing after the one message
+    assert len(set(pages)) == 1
+    for stage in stages:
+        assert f'id="stage-{stage.id}"' in pages[0]
+
+
+def test_a_lost_change_is_noticed_and_every_page_re_synced(users, monkeypatch):
+    """A change the channel layer shed leaves a gap in the numbers: the feed waits for it a
+    moment, counts it lost, and sends every page its regions whole."""
+    monkeypatch.setattr(live, "LOSS_WAIT_SECONDS", 0.2)
     stage = Stage.objects.get(name="test")
 
     async def scenario():
-        from channels.db import database_sync_to_async
+        comm = await open_page(users["carol"])
+        before = live.stats["lost_changes"]
+        await database_sync_to_async(sequences.next)(stage.project_id)  # numbered, never sent
+        await change(stage.project_id, "stage", stage.id)
+        first = await comm.receive_from(timeout=5)  # the change that did arrive
+        resync = await comm.receive_from(timeout=5)
+        await comm.disconnect()
+        return first, resync, live.stats["lost_changes"] - before
 
-        comms = [communicator(users["bob"]) for _ in range(10)]
-        for comm in comms:
-            assert (await comm.connect())[0]
-        before = render_change.cache_info()
-        await database_sync_to_async(send_change)(stage.project_id, "stage", stage.id)
-        pages = [await comm.receive_from(timeout=5) for comm in comms]
-        after = render_change.cache_info()
-        for comm in comms:
-            await comm.disconnect()
-        return pages, after.misses - before.misses
+    first, resync, lost = run(scenario)
+    assert f'id="stage-{stage.id}"' in first
+    assert "data-resync" in resync
+    assert 'id="pipeline"' in resync and 'id="timeline"' in resync and 'id="activity"' in resync
+    assert lost == 1
 
-    pages, renders = run(scenario)
-    assert renders == 1
-    assert len(set(pages)) == 1
+
+def test_a_page_rendered_before_the_latest_change_is_re_synced_when_it_connects(users):
+    stage = Stage.objects.get(name="test")
+
+    async def scenario():
+        comm = communicator(users["carol"])
+        assert (await comm.connect())[0]
+        seen = await database_sync_to_async(sequences.current)(stage.project_id)
+        await comm.send_to(text_data=json.dumps({"watch": {"seq": seen - 1}}))
+        html = await comm.receive_from(timeout=5)
+        await comm.disconnect()
+        return html
+
+    # One change the page has not seen (its number is above what the page says it was rendered at).
+    send_change(stage.project_id, "stage", stage.id)
+    html = run(scenario)
+    assert "data-resync" in html and 'id="pipeline"' in html

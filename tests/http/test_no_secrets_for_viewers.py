@@ -398,6 +398,9 @@ def test_a_viewer_gets_no_secret_in_websocket_pushes(project, users, settings):
         assert connected
         pushed = []
         for kind, obj_id in changes:
+            # The page has the changed object's drawer open, so the push carries it too.
+            drawer = f"{kind}-drawer-{obj_id}" if kind in ("stage", "freight", "promotion") else ""
+            await comm.send_to(text_data=json.dumps({"watch": {"drawer": drawer}}))
             await database_sync_to_async(send_change)(project.id, kind, obj_id)
             pushed.append((kind, obj_id, await comm.receive_from(timeout=5)))
         await comm.disconnect()
