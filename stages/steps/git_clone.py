@@ -61,6 +61,15 @@ class Checkout(StepModel):
 
     _ref_names = field_validator("branch", "commit", "tag")(git_ref_name)
 
+    @field_validator("branch", "commit", "tag")
+    @classmethod
+    def _no_control_characters(cls, value: str | None) -> str | None:
+        # Never in a ref name or commit ID; and the names are looked up one per input line of
+        # `git cat-file --batch-check`, where a newline would smuggle in a second name.
+        if value and any(ord(c) < 0x20 or c == "\x7f" for c in value):
+            raise ValueError(f"{value!r} is not a valid git ref name")
+        return value
+
     @model_validator(mode="after")
     def _one_ref(self):
         given = [name for name in ("branch", "commit", "tag") if getattr(self, name)]
@@ -122,15 +131,16 @@ class GitClone(Step):
             targets.append(target)
 
         repo = self._clone(ctx, work_dir, config)
+        starts = self._resolve(ctx, repo, config)
 
         commits: dict[str, str] = {}
-        for checkout, target in zip(config.checkout, targets, strict=True):
-            self._add_worktree(ctx, repo, checkout, target)
+        for checkout, target, start in zip(config.checkout, targets, starts, strict=True):
+            commit = self._add_worktree(ctx, repo, config, checkout, target, start)
             if checkout.sparse:
                 git(ctx, target, "sparse-checkout", "set", "--cone", "--", *checkout.sparse)
             if config.recurse_submodules:
                 update_submodules(ctx, target)
-            commits[checkout.as_ or checkout.path] = git(ctx, target, "rev-parse", "HEAD")
+            commits[checkout.as_ or checkout.path] = commit
         return StepResult(outputs={"commits": commits})
 
     def _clone(self, ctx: StepContext, work_dir: Path, config: GitCloneConfig) -> Path:
@@ -138,67 +148,116 @@ class GitClone(Step):
         clones.mkdir(exist_ok=True)
         # A fresh directory per clone: two git-clone steps may clone one repo.
         repo = Path(tempfile.mkdtemp(prefix="repo-", dir=clones))
-        ssl = ["-c", "http.sslVerify=false"] if config.insecure_skip_tls_verify else []
-        # "--" stops a repoURL that starts with "-" from being read as an option.
-        git(ctx, clones, *ssl, "clone", "--bare", "--", config.repo_url, str(repo), timeout=600)
-
         author = config.author.model_dump() if config.author else ctx.git_author
-        # Identity lives in the clone's own config (shared by all its worktrees)
-        # because the machine may have no global git identity.
-        git(ctx, repo, "config", "user.name", author["name"])
-        git(ctx, repo, "config", "user.email", author["email"])
-        # A global commit.gpgsign=true would make every commit fail without a key.
-        git(ctx, repo, "config", "commit.gpgsign", "false")
+        # Identity lives in the clone's own config (shared by all its worktrees) because the
+        # machine may have no global git identity. A global commit.gpgsign=true would make every
+        # commit fail without a key. `clone --config` writes these into the new repository before
+        # it fetches anything (so http.sslVerify also governs the clone itself), in one command.
+        settings = [
+            f"user.name={author['name']}",
+            f"user.email={author['email']}",
+            "commit.gpgsign=false",
+        ]
         if config.insecure_skip_tls_verify:
-            git(ctx, repo, "config", "http.sslVerify", "false")
+            settings.append("http.sslVerify=false")
+        options = [arg for setting in settings for arg in ("--config", setting)]
+        # "--" stops a repoURL that starts with "-" from being read as an option.
+        git(ctx, clones, "clone", "--bare", *options, "--", config.repo_url, str(repo), timeout=600)
         return repo
 
-    def _add_worktree(self, ctx: StepContext, repo: Path, checkout: Checkout, target: Path) -> None:
+    def _resolve(self, ctx: StepContext, repo: Path, config: GitCloneConfig) -> list[str | None]:
+        """The commit each checkout starts from, None where its branch, commit or tag is missing:
+        all checkouts in one `git cat-file --batch-check` (one name per input line)."""
+        names = []
+        for checkout in config.checkout:
+            if checkout.branch:
+                name = f"refs/heads/{checkout.branch}"
+            elif checkout.tag:
+                name = f"refs/tags/{checkout.tag}"
+            else:
+                # No ref: the remote's default branch (HEAD of the bare clone).
+                name = checkout.commit or "HEAD"
+            names.append(name)
+        listed = git(
+            ctx,
+            repo,
+            "cat-file",
+            "--batch-check=%(objectname)",
+            input="".join(f"{name}^{{commit}}\n" for name in names),
+        ).splitlines()
+        # A found name prints its commit ID; a missing one prints "<name> missing".
+        return [None if " " in line else line for line in listed]
+
+    def _add_worktree(
+        self,
+        ctx: StepContext,
+        repo: Path,
+        config: GitCloneConfig,
+        checkout: Checkout,
+        target: Path,
+        start: str | None,
+    ) -> str:
+        """Check `checkout` out at `target` as a worktree of the clone; returns its commit."""
         if checkout.branch:
-            self._ensure_branch(ctx, repo, checkout.branch, checkout.create)
+            if start is None:
+                created = self._create_branch(ctx, repo, config, checkout)
+                if created:
+                    # `-b` makes the local branch at the created commit, in the same command.
+                    add = ["worktree", "add", "-b", checkout.branch, "--", str(target), created]
+                    git(ctx, repo, *add)
+                    return created
+                # Another run created it first; it was fetched into the local branch.
+                start = git(ctx, repo, "rev-parse", f"refs/heads/{checkout.branch}")
             git(ctx, repo, "worktree", "add", "--", str(target), checkout.branch)
         elif checkout.commit or checkout.tag:
-            ref = checkout.commit or f"refs/tags/{checkout.tag}"
-            if not git(
-                ctx, repo, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False
-            ):
+            if start is None:
                 kind = "commit" if checkout.commit else "tag"
                 raise StepError(
-                    f"{kind} {checkout.commit or checkout.tag} not found in {_origin_url(ctx, repo)}"
+                    f"{kind} {checkout.commit or checkout.tag} not found in "
+                    f"{redact(config.repo_url)}"
                 )
-            git(ctx, repo, "worktree", "add", "--detach", "--", str(target), ref)
+            git(ctx, repo, "worktree", "add", "--detach", "--", str(target), start)
         else:
-            # No ref: the remote's default branch (HEAD of the bare clone).
+            if start is None:
+                raise StepError(f"the default branch of {redact(config.repo_url)} has no commits")
             default = git(ctx, repo, "symbolic-ref", "--short", "HEAD")
             git(ctx, repo, "worktree", "add", "--", str(target), default)
+        return start
 
-    def _ensure_branch(self, ctx: StepContext, repo: Path, branch: str, create: bool) -> None:
-        """A bare clone holds every remote branch as a local branch, so a missing
-        local ref means the branch is missing on the remote."""
-        if git(ctx, repo, "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}", check=False):
-            return
-        if not create:
+    def _create_branch(
+        self, ctx: StepContext, repo: Path, config: GitCloneConfig, checkout: Checkout
+    ) -> str | None:
+        """A bare clone holds every remote branch as a local branch, so a missing local ref means
+        the branch is missing on the remote. With `create`, make it as Kargo does: an orphan
+        holding one empty commit, pushed right away, so the branch exists on the remote from here
+        on. Returns that commit, to become the local branch; None when another run created the
+        branch first (it is then fetched into the local branch)."""
+        branch = checkout.branch
+        if not checkout.create:
             raise StepError(
-                f"remote branch {branch!r} of repo {_origin_url(ctx, repo)} does not exist; "
+                f"remote branch {branch!r} of repo {redact(config.repo_url)} does not exist; "
                 "set create=true if you'd like a non-existent remote branch to be "
                 "automatically created at checkout"
             )
-        # Kargo creates the branch as an orphan holding one empty commit and
-        # pushes it right away, so the branch exists on the remote from here on.
         empty_tree = git(ctx, repo, "mktree", input="")
         sha = git(ctx, repo, "commit-tree", empty_tree, "-m", "Initial commit")
-        git(ctx, repo, "update-ref", f"refs/heads/{branch}", sha)
         ref = f"refs/heads/{branch}"
         pushed = run_command(
-            ctx, ["git", "push", "origin", f"{ref}:{ref}"], cwd=repo, timeout=300, check=False
+            ctx, ["git", "push", "origin", f"{sha}:{ref}"], cwd=repo, timeout=300, check=False
         )
         if pushed.returncode == 0:
-            return
+            return sha
         # Created by someone else since the clone (another run of this very promotion, taken
         # for dead but still going): the branch exists now, which is all this asked for.
-        if git(ctx, repo, "ls-remote", "--heads", "origin", ref, timeout=120):
-            git(ctx, repo, "fetch", "--quiet", "origin", f"+{ref}:{ref}", timeout=300)
-            return
+        fetched = run_command(
+            ctx,
+            ["git", "fetch", "--quiet", "origin", f"+{ref}:{ref}"],
+            cwd=repo,
+            timeout=300,
+            check=False,
+        )
+        if fetched.returncode == 0:
+            return None
         detail = runner.tail(pushed.stderr or pushed.stdout)
         raise StepError(f"creating branch {branch!r} on the remote failed: {detail}")
 
@@ -231,7 +290,3 @@ def update_submodules(ctx: StepContext, tree: Path) -> None:
             ctx, top, "config", "-f", ".gitmodules", "--get-regexp", r"\.path$", check=False
         )
         pending += [top / line.partition(" ")[2] for line in paths.splitlines()]
-
-
-def _origin_url(ctx: StepContext, repo: Path) -> str:
-    return redact(git(ctx, repo, "config", "--get", "remote.origin.url", check=False))

@@ -10,7 +10,19 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from .base import Step, StepContext, StepError, StepModel, StepResult, git, register, worktree_path
+from kargo.runner import tail
+
+from .base import (
+    Step,
+    StepContext,
+    StepError,
+    StepModel,
+    StepResult,
+    git,
+    register,
+    run_command,
+    worktree_path,
+)
 from .git_clone import Author
 
 
@@ -65,11 +77,6 @@ class GitCommit(Step):
 
     def run(self, ctx: StepContext, config: GitCommitConfig) -> StepResult:
         tree = worktree_path(ctx, config.path)
-        git(ctx, tree, "add", "--all", ".")
-        if not git(ctx, tree, "status", "--porcelain"):
-            head = git(ctx, tree, "rev-parse", "HEAD")
-            return StepResult(outputs={"commit": head}, message="nothing to commit; HEAD unchanged")
-
         message = config.message or message_from_steps(ctx, config.message_from_steps or [])
         identity = []
         if config.author:
@@ -80,5 +87,22 @@ class GitCommit(Step):
                 "-c",
                 f"user.email={config.author.email}",
             ]
-        git(ctx, tree, *identity, "commit", "--no-verify", "-m", message)
-        return StepResult(outputs={"commit": git(ctx, tree, "rev-parse", "HEAD")})
+        git(ctx, tree, "add", "--all", ".")
+        # No separate check for staged changes: `git commit` makes that check itself, and says
+        # "nothing to commit" (exit code 1) when there are none.
+        committed = run_command(
+            ctx,
+            ["git", *identity, "commit", "--no-verify", "--quiet", "-m", message],
+            cwd=tree,
+            check=False,
+        )
+        unchanged = committed.returncode == 1 and "nothing to commit" in committed.stdout
+        if committed.returncode != 0 and not unchanged:
+            detail = (
+                tail(committed.stderr or committed.stdout) or f"exit code {committed.returncode}"
+            )
+            raise StepError(f"git commit failed: {detail}")
+        head = git(ctx, tree, "rev-parse", "HEAD")
+        if unchanged:
+            return StepResult(outputs={"commit": head}, message="nothing to commit; HEAD unchanged")
+        return StepResult(outputs={"commit": head})

@@ -1,17 +1,21 @@
 """git-push: push a working tree's HEAD to a remote branch (or push a tag).
 
-Follows Kargo (pkg/promotion/runner/builtin/git_pusher.go, git/work_tree.go):
-every attempt first rebases onto the remote branch when it exists, then pushes
-``HEAD:<branch>``; a rejection because the remote moved on (another promotion
-pushed in between) is retried up to ``maxAttempts`` times (default 10) with
-growing delays. A rebase conflict needs a human, so it fails the step instead.
+Follows Kargo (pkg/promotion/runner/builtin/git_pusher.go, git/work_tree.go): HEAD is pushed
+to ``HEAD:<branch>``; a rejection because the remote moved on (another promotion pushed since
+the clone, or in between) is met with ``git pull --rebase`` and another push, retried up to
+``maxAttempts`` times (default 10) with growing delays. A rebase conflict needs a human, so it
+fails the step instead. Kargo pulls and rebases before every push; here the first push goes out
+without it, because rebasing onto a branch that has not moved since the clone changes nothing,
+and the push itself says when it has moved: one git command where Kargo's way takes four.
 
-Re-runnable: a push that already landed is recognised and not made again. When
-the remote branch is already at HEAD, or at a commit with HEAD's tree (for a
-forced push: also HEAD's parents, i.e. the same change on the same base, as an
-earlier run of this promotion made it), the step succeeds without pushing and
-reports the remote's commit. A promotion resumed after its worker stopped
-re-runs its steps, so this is what keeps a resumed push from landing twice.
+Re-runnable: a push that already landed is recognised and not made again. When the remote
+branch is already at HEAD (the push finds it "up to date"), or holds HEAD's change on the same
+base (the rebase drops a commit whose change is upstream), the step succeeds without pushing
+anything and reports the remote's commit. A forced push (which replaces history) at first only
+creates the branch; when it exists already and holds a commit with HEAD's tree and parents (the
+same change on the same base, as an earlier run of this promotion made it), it is left alone. A
+promotion resumed after its worker stopped re-runs its steps, so this is what keeps a resumed
+push from landing twice.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import random
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -40,11 +45,14 @@ from .base import (
     worktree_path,
 )
 
-# Kargo's regex for "the remote branch has commits we don't have".
+# Kargo's reasons for "the remote branch has commits we don't have", as `git push --porcelain`
+# reports a ref it did not update: "!<TAB><from>:<to><TAB>[rejected] (<reason>)".
 _NON_FAST_FORWARD = re.compile(
-    r"(?m)^\s*!\s+\[(?:remote )?rejected].+\((?:non-fast-forward|fetch first|"
-    r"cannot lock ref.*|incorrect old value provided)\)\s*$"
+    r"(?m)^!\t[^\t]*\t\[(?:remote )?rejected] \((?:non-fast-forward|fetch first|"
+    r"cannot lock ref.*|incorrect old value provided)\)$"
 )
+# A --force-with-lease push refused because the ref is not where the lease expects it.
+_STALE = re.compile(r"(?m)^!\t[^\t]*\t\[rejected] \(stale info\)$")
 
 
 class GitPushConfig(StepModel):
@@ -118,6 +126,13 @@ class RebaseConflict(Exception):
     pass
 
 
+@dataclass
+class Pushed:
+    commit: str  # the commit the remote branch (or tag) is at now
+    url: str  # the remote's URL, as git reports where it pushed to
+    landed: bool = False  # the remote held the change already: nothing was pushed
+
+
 @register
 class GitPush(Step):
     name = "git-push"
@@ -129,7 +144,11 @@ class GitPush(Step):
 
     def run(self, ctx: StepContext, config: GitPushConfig) -> StepResult:
         tree = worktree_path(ctx, config.path)
-        current = git(ctx, tree, "branch", "--show-current")
+        # HEAD's commit and the branch it is on ("HEAD" when detached), in one command.
+        head, head_ref = git(
+            ctx, tree, "rev-parse", "HEAD", "--symbolic-full-name", "HEAD"
+        ).splitlines()
+        current = head_ref.removeprefix("refs/heads/") if head_ref.startswith("refs/heads/") else ""
         force = config.force
         if config.generate_target_branch:
             target = f"kargo/promotion/{ctx.promotion}"
@@ -139,99 +158,103 @@ class GitPush(Step):
         else:
             target = config.target_branch or current
 
-        landed = None
         if config.tag:
-            self._push_tag(ctx, tree, config.tag)
+            pushed = self._push_tag(ctx, tree, head, config.tag)
+        elif not target:
+            raise StepError("HEAD is detached; set targetBranch to choose the branch to push to")
+        elif force:
+            pushed = self._push_forced(ctx, tree, head, target)
         else:
-            if not target:
-                raise StepError(
-                    "HEAD is detached; set targetBranch to choose the branch to push to"
-                )
-            pushed = self._push_branch(ctx, tree, target, force, config.max_attempts or 10)
+            pushed = self._push_branch(ctx, tree, head, target, config.max_attempts or 10)
             if isinstance(pushed, StepResult):
                 return pushed
-            landed = pushed
 
-        sha = landed or git(ctx, tree, "rev-parse", "HEAD")
-        outputs = {"commit": sha}
+        outputs = {"commit": pushed.commit}
         if target:
             outputs["branch"] = target
-        remote = git(ctx, tree, "remote", "get-url", "origin")
-        url = commit_url(remote, sha, config.provider)
+        url = commit_url(pushed.url, pushed.commit, config.provider)
         if url:
             outputs["commitURL"] = url
         message = ""
-        if landed:
+        if pushed.landed:
             message = (
-                f"nothing to push: remote branch {target!r} is already at {landed[:12]}, "
+                f"nothing to push: remote branch {target!r} is already at {pushed.commit[:12]}, "
                 "which holds this commit's content"
             )
         return StepResult(outputs=outputs, message=message)
 
     def _push_branch(
-        self, ctx: StepContext, tree: Path, branch: str, force: bool, max_attempts: int
-    ) -> StepResult | str | None:
-        """Push HEAD to `branch`. Returns None once pushed, the remote's commit when the push had
-        already landed (nothing pushed), or a Failed result."""
+        self, ctx: StepContext, tree: Path, head: str, branch: str, max_attempts: int
+    ) -> Pushed | StepResult:
+        """Push HEAD to `branch`, rebasing onto it and pushing again while the push is rejected
+        because the branch moved on. Returns what was pushed, or a Failed result."""
         refspec = f"HEAD:refs/heads/{branch}"
+        # Attempt 1 without Kargo's rebase first: it is a no-op while the branch is where the
+        # clone found it, and this push says when it is not.
+        proc = _push(ctx, tree, refspec)
         for attempt in range(1, max_attempts + 1):
-            if not force:
-                try:
-                    self._integrate(ctx, tree, branch)
-                except RebaseConflict as exc:
-                    return StepResult(status="Failed", message=str(exc))
-            landed = self._landed(ctx, tree, branch, force)
-            if landed:
-                return landed
-            args = ["push", "origin", refspec] + (["--force"] if force else [])
-            proc = git_proc(ctx, tree, *args)
-            if proc.returncode == 0:
-                return None
-            output = proc.stderr + proc.stdout
-            rejected = bool(_NON_FAST_FORWARD.search(output))
-            if not rejected or attempt == max_attempts:
-                reason = (
-                    f"the remote branch kept moving ({attempt} attempts)"
-                    if rejected
-                    else "push failed"
-                )
-                raise StepError(f"error pushing to branch {branch!r}: {reason}: {tail(output)}")
-            # Someone else pushed first: wait a little, then rebase and retry.
-            time.sleep(self._delay(attempt))
-        return None
+            if proc.returncode == 0 or not _NON_FAST_FORWARD.search(proc.stdout):
+                break
+            if attempt > 1:
+                # Someone else pushed between our rebase and our push: wait a little.
+                time.sleep(self._delay(attempt - 1))
+            try:
+                self._integrate(ctx, tree, branch)
+            except RebaseConflict as exc:
+                return StepResult(status="Failed", message=str(exc))
+            head = git(ctx, tree, "rev-parse", "HEAD")
+            proc = _push(ctx, tree, refspec)
+        if proc.returncode != 0:
+            reason = (
+                f"the remote branch kept moving ({max_attempts} attempts)"
+                if _NON_FAST_FORWARD.search(proc.stdout)
+                else "push failed"
+            )
+            raise StepError(f"error pushing to branch {branch!r}: {reason}: {_detail(proc)}")
+        # "Up to date": the branch is at HEAD already (pushed by an earlier run of this
+        # promotion, or HEAD is what the rebase found there once it dropped our commit, whose
+        # change the branch already held).
+        return Pushed(head, _pushed_to(ctx, tree, proc), landed=_ref_flag(proc) == "=")
 
-    def _landed(self, ctx: StepContext, tree: Path, branch: str, force: bool) -> str | None:
-        """The remote branch's commit when pushing HEAD to it would change nothing it holds: it
-        is HEAD, or has HEAD's tree (and, for a forced push, which replaces history, HEAD's
-        parents too). None when there is something to push."""
-        listed = git(
-            ctx, tree, "ls-remote", "--heads", "origin", f"refs/heads/{branch}", timeout=120
-        )
-        remote = listed.split()[0] if listed else ""
-        if not remote:
-            return None
-        head = git(ctx, tree, "rev-parse", "HEAD")
-        if remote == head:
-            return remote
-        if git(ctx, tree, "cat-file", "-t", remote, check=False) != "commit":
-            # Pushed after this clone was made: fetch it (into no ref) to compare.
-            git(ctx, tree, "fetch", "--quiet", "origin", f"refs/heads/{branch}", timeout=300)
-        if git(ctx, tree, "cat-file", "-t", remote, check=False) != "commit":
-            return None  # moved again while we looked: push, and let the push decide
-        if git(ctx, tree, "rev-parse", f"{remote}^{{tree}}") != git(
-            ctx, tree, "rev-parse", "HEAD^{tree}"
-        ):
-            return None
-        if force and _parents(ctx, tree, remote) != _parents(ctx, tree, head):
-            return None
-        return remote
+    def _push_forced(self, ctx: StepContext, tree: Path, head: str, branch: str) -> Pushed:
+        """Push HEAD to `branch`, replacing what it holds, unless it holds this change already."""
+        ref = f"refs/heads/{branch}"
+        # First only create the branch (a lease expecting no ref): the usual case for a branch
+        # named after the promotion, and one command. An existing one is compared first.
+        proc = _push(ctx, tree, f"HEAD:{ref}", f"--force-with-lease={ref}:")
+        if proc.returncode == 0:
+            return Pushed(head, _pushed_to(ctx, tree, proc), landed=_ref_flag(proc) == "=")
+        if not _STALE.search(proc.stdout):
+            raise StepError(f"error pushing to branch {branch!r}: push failed: {_detail(proc)}")
+        landed = self._same_change(ctx, tree, ref)
+        if landed:
+            return Pushed(landed, _pushed_to(ctx, tree, proc), landed=True)
+        proc = _push(ctx, tree, f"HEAD:{ref}", "--force")
+        if proc.returncode != 0:
+            raise StepError(f"error pushing to branch {branch!r}: push failed: {_detail(proc)}")
+        return Pushed(head, _pushed_to(ctx, tree, proc))
+
+    def _same_change(self, ctx: StepContext, tree: Path, ref: str) -> str | None:
+        """The remote ref's commit when it has HEAD's tree and parents (the same change on the
+        same base: what an earlier run of this promotion pushed); None when it differs."""
+        if git_proc(ctx, tree, "fetch", "--quiet", "origin", ref).returncode != 0:
+            return None  # deleted since: nothing there to keep
+        # "<commit> <tree> <parents...>" per commit, in the order given; one line if they are one.
+        shown = git(
+            ctx,
+            tree,
+            "log",
+            "--no-walk=unsorted",
+            "--no-show-signature",
+            "--format=%H %T %P",
+            "FETCH_HEAD",
+            "HEAD",
+        ).splitlines()
+        remote, local = shown[0].split(), shown[-1].split()
+        return remote[0] if remote[1:] == local[1:] else None
 
     def _integrate(self, ctx: StepContext, tree: Path, branch: str) -> None:
-        """Rebase local commits onto the remote branch, if it exists yet."""
-        if not git(
-            ctx, tree, "ls-remote", "--heads", "origin", f"refs/heads/{branch}", timeout=120
-        ):
-            return  # pushing creates the branch
+        """Rebase local commits onto the remote branch (Kargo's `git pull --rebase`)."""
         proc = git_proc(
             ctx, tree, "pull", "--rebase", "--no-autostash", "origin", branch, timeout=300
         )
@@ -244,25 +267,54 @@ class GitPush(Step):
             )
         raise StepError(f"error pulling and rebasing branch {branch!r}: {tail(proc.stderr)}")
 
-    def _push_tag(self, ctx: StepContext, tree: Path, tag: str) -> None:
+    def _push_tag(self, ctx: StepContext, tree: Path, head: str, tag: str) -> Pushed:
         # Kargo pushes a tag made by its git-tag step; without that step here,
         # a missing tag is created (annotated, Kargo's default message) at HEAD.
         if not git(ctx, tree, "rev-parse", "--verify", "--quiet", f"refs/tags/{tag}", check=False):
             git(ctx, tree, "tag", "-a", tag, "-m", "Created by Kargo")
-        git(ctx, tree, "push", "origin", f"refs/tags/{tag}:refs/tags/{tag}", timeout=300)
+        proc = _push(ctx, tree, f"refs/tags/{tag}:refs/tags/{tag}")
+        if proc.returncode != 0:
+            raise StepError(f"error pushing tag {tag!r}: {_detail(proc)}")
+        return Pushed(head, _pushed_to(ctx, tree, proc))
 
     def _delay(self, attempt: int) -> float:
         delay = min(self.retry_max_delay, self.retry_base_delay * 1.5 ** (attempt - 1))
         return delay * random.uniform(0.5, 1.5)
 
 
+def _push(ctx: StepContext, tree: Path, refspec: str, *options: str):
+    """`git push --porcelain`: one line per ref saying what became of it, on stdout."""
+    return git_proc(ctx, tree, "push", "--porcelain", *options, "origin", refspec)
+
+
+def _ref_flag(proc) -> str:
+    """The pushed ref's status in `git push --porcelain` output ("<flag><TAB><from>:<to><TAB>...):
+    " " fast-forward, "+" forced, "*" new, "=" up to date, "!" rejected."""
+    for line in proc.stdout.splitlines():
+        if line[1:2] == "\t":
+            return line[0]
+    return ""
+
+
+def _pushed_to(ctx: StepContext, tree: Path, proc) -> str:
+    """The remote's URL, from the "To <url>" line that opens a porcelain push's report (git
+    leaves credentials out of it), or else from the config."""
+    for line in proc.stdout.splitlines():
+        if line.startswith("To "):
+            return line.removeprefix("To ")
+    return git(ctx, tree, "remote", "get-url", "origin")
+
+
+def _detail(proc) -> str:
+    """What a failed push said, without git's generic advice."""
+    lines = [line for line in proc.stdout.splitlines() if line != "Done"]
+    lines += [line for line in proc.stderr.splitlines() if not line.startswith("hint:")]
+    return tail("\n".join(lines)) or f"exit code {proc.returncode}"
+
+
 def git_proc(ctx: StepContext, cwd: Path, *args: str, timeout: float = 300):
     """git without raising on failure: the caller inspects the output."""
     return run_command(ctx, ["git", *args], cwd=cwd, timeout=timeout, check=False)
-
-
-def _parents(ctx: StepContext, tree: Path, commit: str) -> list[str]:
-    return git(ctx, tree, "rev-list", "--parents", "-n", "1", commit).split()[1:]
 
 
 def _rebase_in_progress(ctx: StepContext, tree: Path) -> bool:

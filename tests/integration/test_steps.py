@@ -336,25 +336,27 @@ def test_git_push_retries_after_concurrent_push(tmp_path, remote, monkeypatch):
         run(ctx, "git-clone", {"repoURL": remote, "checkout": [{"branch": "main", "path": "src"}]})
     _commit_file(ours, "ours.txt", "ours")
     _commit_file(theirs, "theirs.txt", "theirs")
-
-    # Another promotion pushes to the same branch right after our rebase and
-    # before our push, so our first push is rejected as non-fast-forward.
+    # Another promotion pushed since our clone, so our first push is rejected as non-fast-forward;
+    # and it pushes again right after our rebase and before our second push, which is rejected
+    # too.
+    assert run(theirs, "git-push", {"path": "src"}).status == "Succeeded"
     real_integrate = GitPush._integrate
-    calls = []
+    rebases = []
 
     def racing_integrate(self, ctx, tree, branch):
         real_integrate(self, ctx, tree, branch)
-        calls.append(branch)
-        if len(calls) == 1:
+        rebases.append(branch)
+        if len(rebases) == 1:
+            _commit_file(theirs, "theirs-again.txt", "theirs")
             assert run(theirs, "git-push", {"path": "src"}).status == "Succeeded"
 
     monkeypatch.setattr(GitPush, "_integrate", racing_integrate)
     result = run(ours, "git-push", {"path": "src", "targetBranch": "main"})
     assert result.status == "Succeeded"
-    assert len(calls) == 3  # ours #1 (rejected), theirs (nested), ours #2
+    assert rebases == ["main", "main"]  # after each rejection; theirs never needed one
 
     check = clone_remote(remote, tmp_path / "check", "main")
-    assert (check / "ours.txt").exists() and (check / "theirs.txt").exists()
+    assert {"ours.txt", "theirs.txt", "theirs-again.txt"} <= {p.name for p in check.iterdir()}
     assert sh("git", "rev-parse", "HEAD", cwd=check) == result.outputs["commit"]
     assert sh("git", "log", "-1", "--format=%s", cwd=check) == "add ours.txt"
 
@@ -367,16 +369,21 @@ def test_git_push_gives_up_after_max_attempts(tmp_path, remote, monkeypatch):
         run(ctx, "git-clone", {"repoURL": remote, "checkout": [{"branch": "main", "path": "src"}]})
     _commit_file(ours, "ours.txt", "ours")
     _commit_file(theirs, "theirs.txt", "theirs")
+    assert run(theirs, "git-push", {"path": "src"}).status == "Succeeded"
     real_integrate = GitPush._integrate
+    rebases = []
 
     def racing_integrate(self, ctx, tree, branch):
         real_integrate(self, ctx, tree, branch)
         if ctx is ours:
+            rebases.append(branch)
+            _commit_file(theirs, f"theirs-{len(rebases)}.txt", "theirs")
             assert run(theirs, "git-push", {"path": "src"}).status == "Succeeded"
 
     monkeypatch.setattr(GitPush, "_integrate", racing_integrate)
-    with pytest.raises(StepError, match="kept moving"):
+    with pytest.raises(StepError, match=r"kept moving \(1 attempts\)"):
         run(ours, "git-push", {"path": "src", "maxAttempts": 1})
+    assert rebases == ["main"]  # one attempt: one rebase, one push after it
 
 
 def test_git_push_rebase_conflict_fails_the_step(tmp_path, remote):
