@@ -265,12 +265,13 @@ def timeline_context(project: Project, graph: Graph, before: str = "") -> dict:
             Q(discovered_at__lt=cursor["discovered_at"])
             | Q(discovered_at=cursor["discovered_at"], name__lt=cursor["name"])
         )
-    page = list(page_qs[: TIMELINE_PAGE + 1])
+    # What an entry's cache key needs; a missed entry loads the rest of its row.
+    page = list(page_qs.only(*ENTRY_KEY_FIELDS)[: TIMELINE_PAGE + 1])
     has_older = len(page) > TIMELINE_PAGE
     page = page[:TIMELINE_PAGE]
     base = project_base(project)
     return {
-        "timeline": [(f, timeline_entry(f, graph, base)) for f in page],
+        "timeline": timeline_entries(page, graph, base),
         "freight_total": freight_qs.count(),
         "freight_more": has_older,
         "freight_paged": bool(cursor),
@@ -287,12 +288,27 @@ def holders_of(freight: Freight, graph: Graph) -> list[tuple[str, str]]:
     return [(n, stage_color(n)) for n in names]
 
 
+ENTRY_KEY_FIELDS = ("id", "project_id", "name", "alias", "status", "discovered_at")
+
+
+def entry_key(freight: Freight, graph: Graph, base: str) -> tuple:
+    return ("freight", freight.id, freight.alias, tuple(holders_of(freight, graph)), base)
+
+
+def timeline_entries(page: list[Freight], graph: Graph, base: str) -> list[tuple[Freight, str]]:
+    """(Freight, its rendered entry) for a page of Freight loaded with ENTRY_KEY_FIELDS."""
+    html = {f.id: CARDS.get(entry_key(f, graph, base)) for f in page}
+    missing = [f.id for f in page if html[f.id] is None]
+    for f in Freight.objects.filter(id__in=missing) if missing else []:
+        html[f.id] = timeline_entry(f, graph, base)
+    return [(f, html[f.id]) for f in page]
+
+
 def timeline_entry(freight: Freight, graph: Graph, base: str) -> str:
-    holders = holders_of(freight, graph)
-    key = ("freight", freight.id, freight.alias, tuple(holders), base)
+    key = entry_key(freight, graph, base)
     html = CARDS.get(key)
     if html is None:
-        ctx = {"f": freight, "holders": holders, "base": base}
+        ctx = {"f": freight, "holders": holders_of(freight, graph), "base": base}
         html = render_to_string(f"{PAGE}#freight-entry", ctx)
         CARDS.put(key, html)
     return html
