@@ -19,11 +19,13 @@ from urllib.parse import quote
 from django.db.models import Q
 from django.template.loader import render_to_string
 from django.utils import timezone
+from django.utils.html import format_html
 
 from freight.models import Freight, Warehouse
 from projects.access import can_abort, can_promote
 from projects.live import current_seq
 from projects.models import Event, Project
+from projects.templatetags.kargo import phase_class
 from projects.web import PAGE
 
 from . import queries
@@ -173,11 +175,46 @@ def pipeline_context(project: Project, role: str, csrf_token: str = "") -> dict:
             s.x,
             s.y,
             s.color,
-            (cards if s.kind == "stage" else wh_cards).get(s.id, ""),
+            cards.get(s.id, ("", ""))[0] if s.kind == "stage" else wh_cards.get(s.id, ""),
         )
         for s in graph.slots
     ]
-    return {"graph": graph, "slots": slots}
+    return {"graph": graph, "slots": slots, "overview": overview(graph, base, cards)}
+
+
+OVERVIEW_FROM = 10  # Stages: a pipeline this large gets the overview above its graph
+
+
+def overview(graph: Graph, base: str, cards: dict[int, tuple[str, str]]) -> list[list[str]]:
+    """Every Stage as a small square coloured by its phase, one column per depth level (the
+    graph's ranks): a 500-Stage pipeline fits one screen. Empty for small pipelines."""
+    stages = [s for s in graph.slots if s.kind == "stage"]
+    if len(stages) < OVERVIEW_FROM:
+        return []
+    levels: dict[int, list[Slot]] = {}
+    for s in stages:
+        levels.setdefault(graph.stage_rank[s.name][0], []).append(s)
+    return [
+        [overview_square(s.id, s.name, cards.get(s.id, ("", "Unknown"))[1], base) for s in level]
+        for _, level in sorted(levels.items())
+    ]
+
+
+def overview_square(stage_id: int, name: str, phase: str, base: str) -> str:
+    return format_html(
+        '<a class="ov ov-{}" id="ov-{}" href="{}stage/{}/" hx-get="{}stage/{}/" hx-target="#drawer"'
+        ' title="{} · {}" aria-label="{}: {}"></a>',
+        phase_class(phase),
+        stage_id,
+        base,
+        name,
+        base,
+        name,
+        name,
+        phase,
+        name,
+        phase,
+    )
 
 
 def open_promotions(project_id: int, stage_ids=None) -> tuple[dict, dict]:
@@ -198,9 +235,12 @@ def open_promotions(project_id: int, stage_ids=None) -> tuple[dict, dict]:
     return running, pending
 
 
-def stage_cards(project: Project, base: str, updated: dict[int, object]) -> dict[int, str]:
-    """Each Stage's card, from the cache where nothing it shows changed. `updated`: the Stages'
-    updated_at by id. A fixed number of queries, however many cards must be rendered."""
+def stage_cards(
+    project: Project, base: str, updated: dict[int, object]
+) -> dict[int, tuple[str, str]]:
+    """Each Stage's card and phase, from the cache where nothing the card shows changed.
+    `updated`: the Stages' updated_at by id. A fixed number of queries, however many cards must
+    be rendered."""
     running, pending = open_promotions(project.id, None if len(updated) > 50 else list(updated))
     keys = {
         stage_id: ("stage", project.id, stage_id, at, running.get(stage_id), pending.get(stage_id))
@@ -234,8 +274,8 @@ def stage_cards(project: Project, base: str, updated: dict[int, object]) -> dict
                 pending=pending.get(stage.id, 0),
             )
             card = render_to_string(f"{PAGE}#stage-card", {"v": view, "base": base})
-            CARDS.put(keys[stage.id], card)
-            html[stage.id] = card
+            html[stage.id] = (card, view.phase)
+            CARDS.put(keys[stage.id], html[stage.id])
     return {stage_id: h for stage_id, h in html.items() if h is not None}
 
 
@@ -505,8 +545,13 @@ def render_changes(
             ]
     else:
         updated = {r["id"]: r["updated_at"] for r in stage_rows if r["id"] in stage_ids}
-        for stage_id, html in stage_cards(project, base, updated).items():
+        names = {r["id"]: r["name"] for r in stage_rows}
+        big = sum(1 for s in graph.slots if s.kind == "stage") >= OVERVIEW_FROM
+        for stage_id, (html, phase) in stage_cards(project, base, updated).items():
             shared.append(Fragment(f"stage-{stage_id}", html))
+            if big:
+                square = overview_square(stage_id, names[stage_id], phase, base)
+                shared.append(Fragment(f"ov-{stage_id}", square))
         changed_warehouses = [w for w in warehouses if w.id in by_kind.get("warehouse", ())]
         for role in roles:
             cards = warehouse_cards(project, changed_warehouses, base, can_promote(role), "")

@@ -36,6 +36,14 @@ def render_drawer(
 @login_required
 def project_page(request: HttpRequest, name: str) -> HttpResponse:
     project, role = get_project_for_user(request.user, name)
+    jump = request.GET.get("stage", "").strip()
+    if jump:
+        # The overview's "Jump to" form opens that Stage's drawer.
+        stage = Stage.objects.filter(project=project, name=jump).first()
+        if stage is None:
+            message = f"No Stage named {jump[:100]!r} in project {project.name}."
+            return user_error(request, message, reverse("project", args=[project.name]))
+        return redirect(reverse("stage", args=[project.name, stage.name]))
     # Timeline paging: ?before=<freight name> shows the Freight older than that one. An unknown
     # name shows the newest page.
     ctx = fragments.page_context(

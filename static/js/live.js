@@ -52,9 +52,24 @@
     socket = null;
     document.documentElement.dataset.live = "down";
   });
+  // A Stage's drawer (opened from the overview, "Jump to" or the graph) brings its card into
+  // view and marks it.
+  function showStage() {
+    const body = document.querySelector("#drawer > .drawer-body[id^='stage-drawer-']");
+    document.querySelectorAll(".node-stage.jumped").forEach((e) => e.classList.remove("jumped"));
+    if (!body) return;
+    const card = document.getElementById("stage-" + body.id.slice("stage-drawer-".length));
+    if (!card) return;
+    card.classList.add("jumped");
+    card.scrollIntoView({ block: "nearest", inline: "nearest" });
+  }
   document.addEventListener("htmx:afterSwap", (event) => {
-    if (event.detail.target && event.detail.target.id === "drawer") watch();
+    if (event.detail.target && event.detail.target.id === "drawer") {
+      watch();
+      showStage();
+    }
   });
+  document.addEventListener("DOMContentLoaded", showStage);
 
   // "3 minutes ago" kept current: cached and pushed HTML carries the time, not a stale text.
   const UNITS = [
