@@ -19,7 +19,8 @@ from urllib.parse import quote
 from django.db.models import Q
 from django.template.loader import render_to_string
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from freight.models import Freight, Warehouse
 from projects.access import can_abort, can_promote
@@ -117,9 +118,10 @@ class Slot:
 class Graph:
     width: int
     height: int
-    edges: list[tuple[str, bool]]  # SVG path data, whether it leaves a Warehouse
+    edges_svg: str  # the edges, rendered once per layout
     slots: list[Slot]
     stage_rank: dict[str, tuple[int, float]]  # name -> (rank, order): the pipeline's reading order
+    stage_options: str = ""  # <option>s of the Stage names, for the jump form
 
 
 def pipeline_graph(project: Project, stage_rows: list, warehouses: list) -> Graph:
@@ -151,8 +153,27 @@ def build_graph(project: Project, warehouses: list) -> Graph:
         else:
             slots.append(Slot("stage", n.obj.stage.id, n.name, n.x, n.y, stage_color(n.name)))
     ranks = {n.name: (n.rank, n.order) for n in shape.nodes if n.kind == "stage"}
-    edges = [(e.path, e.source.kind == "warehouse") for e in shape.edges]
-    return Graph(shape.width, shape.height, edges, slots, ranks)
+    edges_svg = format_html_join(
+        "",
+        '<path d="{}" class="edge{}"/>',
+        ((e.path, " edge-wh" if e.source.kind == "warehouse" else "") for e in shape.edges),
+    )
+    stage_options = format_html_join(
+        "", '<option value="{}">', ((n.name,) for n in shape.nodes if n.kind == "stage")
+    )
+    return Graph(shape.width, shape.height, edges_svg, slots, ranks, stage_options)
+
+
+def slots_html(slots: list[Slot]) -> str:
+    """The graph's nodes: each card in its positioned slot. Joined here rather than in a
+    template loop, which cost most of a 500-Stage page; every piece is escaped HTML already."""
+    return mark_safe(
+        "".join(
+            f'<div class="slot" style="left: {s.x}px; top: {s.y}px'
+            f'{"; --c: " + s.color if s.color else ""}">{s.html}</div>'
+            for s in slots
+        )
+    )
 
 
 def pipeline_context(project: Project, role: str, csrf_token: str = "") -> dict:
@@ -179,15 +200,21 @@ def pipeline_context(project: Project, role: str, csrf_token: str = "") -> dict:
         )
         for s in graph.slots
     ]
-    return {"graph": graph, "slots": slots, "overview": overview(graph, base, cards)}
+    return {
+        "graph": graph,
+        "slots": slots,
+        "slots_html": slots_html(slots),
+        "overview": overview(graph, base, cards),
+    }
 
 
 OVERVIEW_FROM = 10  # Stages: a pipeline this large gets the overview above its graph
 
 
-def overview(graph: Graph, base: str, cards: dict[int, tuple[str, str]]) -> list[list[str]]:
+def overview(graph: Graph, base: str, cards: dict[int, tuple[str, str]]) -> list[str]:
     """Every Stage as a small square coloured by its phase, one column per depth level (the
-    graph's ranks): a 500-Stage pipeline fits one screen. Empty for small pipelines."""
+    graph's ranks): a 500-Stage pipeline fits one screen. Empty for small pipelines. Each level
+    is its squares joined (cached, escaped HTML), not a template loop."""
     stages = [s for s in graph.slots if s.kind == "stage"]
     if len(stages) < OVERVIEW_FROM:
         return []
@@ -195,12 +222,26 @@ def overview(graph: Graph, base: str, cards: dict[int, tuple[str, str]]) -> list
     for s in stages:
         levels.setdefault(graph.stage_rank[s.name][0], []).append(s)
     return [
-        [overview_square(s.id, s.name, cards.get(s.id, ("", "Unknown"))[1], base) for s in level]
+        mark_safe(
+            "".join(
+                overview_square(s.id, s.name, cards.get(s.id, ("", "Unknown"))[1], base)
+                for s in level
+            )
+        )
         for _, level in sorted(levels.items())
     ]
 
 
 def overview_square(stage_id: int, name: str, phase: str, base: str) -> str:
+    key = ("square", stage_id, name, phase, base)
+    html = CARDS.get(key)
+    if html is None:
+        html = render_square(stage_id, name, phase, base)
+        CARDS.put(key, html)
+    return html
+
+
+def render_square(stage_id: int, name: str, phase: str, base: str) -> str:
     return format_html(
         '<a class="ov ov-{}" id="ov-{}" href="{}stage/{}/" hx-get="{}stage/{}/" hx-target="#drawer"'
         ' title="{} · {}" aria-label="{}: {}"></a>',
