@@ -38,6 +38,18 @@ class Freight(ProjectScoped):
             *ProjectScoped.Meta.constraints,
             models.UniqueConstraint(fields=["project", "alias"], name="freight_alias_per_project"),
         ]
+        # Pages read Freight newest first (this ordering) within a project: the timeline and
+        # its keyset pages, and within one Warehouse too (what a Stage may take, promotion by
+        # origin). Each index carries the whole order, so a page reads its rows off the index
+        # and sorts nothing, however much Freight the project holds
+        # (tests/integration/test_query_plans.py).
+        indexes = [
+            models.Index(fields=["project", "-discovered_at", "-name"], name="freight_timeline"),
+            models.Index(
+                fields=["project", "origin_name", "-discovered_at", "-name"],
+                name="freight_origin_timeline",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.alias or self.name

@@ -55,6 +55,20 @@ class Promotion(ProjectScoped, Resource):
     # How many times a run whose worker stopped was resumed (settings.PROMOTION_MAX_RESUMES at most).
     resumes = models.PositiveSmallIntegerField(default=0)
 
+    class Meta(ProjectScoped.Meta):
+        # A Stage's promotions newest first (its drawer: name order is creation order); its queue
+        # in creation order, the head first (stages.actions.do_start_next, the pending reason);
+        # a project's open promotions (the pipeline's cards). Each index carries its list's
+        # order, so nothing is sorted but the handful of open promotions
+        # (tests/integration/test_query_plans.py).
+        indexes = [
+            models.Index(fields=["stage", "-name"], name="promotion_stage_newest"),
+            models.Index(
+                fields=["stage", "phase", "created_at", "id"], name="promotion_stage_queue"
+            ),
+            models.Index(fields=["project", "phase"], name="promotion_project_phase"),
+        ]
+
     @property
     def is_terminal(self) -> bool:
         return self.phase in TERMINAL_PHASES
