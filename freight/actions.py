@@ -220,6 +220,10 @@ def do_discover(warehouse_id: int) -> Freight | None:
     freight = None
     try:
         with transaction.atomic():
+            # The Warehouse before the project's Freight count (new Freight takes it), in the
+            # order `apply` takes them (Warehouses before Freight): two transactions taking
+            # them in opposite orders could deadlock on PostgreSQL.
+            Warehouse.objects.select_for_update().filter(id=warehouse.id).exists()
             if error:
                 conditions = set_condition(
                     conditions, condition("Healthy", False, "DiscoveryFailed", error, now)

@@ -1,7 +1,8 @@
-from django.db import models
+from django.db import models, transaction
+from django.db.models import F
 
 from kargo import specs
-from projects.models import ProjectScoped, Resource
+from projects.models import Project, ProjectScoped, Resource
 
 
 class Warehouse(ProjectScoped, Resource):
@@ -54,6 +55,20 @@ class Freight(ProjectScoped):
     def __str__(self) -> str:
         return self.alias or self.name
 
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            return super().save(*args, **kwargs)
+        with transaction.atomic():
+            super().save(*args, **kwargs)
+            FreightCount.add(self.project_id, 1)
+
+    def delete(self, *args, **kwargs):
+        with transaction.atomic():
+            deleted, by_model = super().delete(*args, **kwargs)
+            if by_model.get(self._meta.label):
+                FreightCount.add(self.project_id, -by_model[self._meta.label])
+        return deleted, by_model
+
     @property
     def origin(self) -> dict:
         return {"kind": self.origin_kind, "name": self.origin_name}
@@ -65,3 +80,35 @@ class Freight(ProjectScoped):
             if getattr(self, key):
                 ref[key] = getattr(self, key)
         return ref
+
+
+class FreightCount(models.Model):
+    """How much Freight a project holds, so the timeline's "N total" is read, not counted
+    (freight.queries.freight_total). Freight.save (of new Freight) and Freight.delete move it in
+    their own transaction, whichever code creates or deletes Freight: do_create_freight (and so
+    discovery and `apply`), `kargo delete freight`. bulk_create and QuerySet.delete bypass it, as
+    they bypass save and delete; deleting the project deletes it with the Freight."""
+
+    project = models.OneToOneField(
+        Project, on_delete=models.CASCADE, primary_key=True, related_name="freight_count"
+    )
+    total = models.IntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.total} Freight in {self.project_id}"
+
+    @classmethod
+    def add(cls, project_id: int, delta: int) -> None:
+        """Move a project's count by `delta`, in the caller's transaction (a row lock until it
+        ends: a project's Freight changes one transaction at a time). A project without a count
+        yet gets one from its rows, the caller's change included."""
+        counter = cls.objects.filter(project_id=project_id)
+        if counter.update(total=F("total") + delta):
+            return
+        _, created = cls.objects.get_or_create(
+            project_id=project_id,
+            defaults={"total": Freight.objects.filter(project_id=project_id).count()},
+        )
+        if not created:
+            # Another transaction created it first, counting rows without ours (not committed).
+            counter.update(total=F("total") + delta)
