@@ -23,6 +23,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from freight.models import Freight, Warehouse
+from freight.queries import freight_total
 from projects.access import can_abort, can_promote
 from projects.live import current_seq
 from projects.models import Event, Project
@@ -342,9 +343,10 @@ def timeline_context(project: Project, graph: Graph, before: str = "") -> dict:
     if cursor:
         # In the timeline's own order (-discovered_at, -name): no Freight is skipped or shown
         # twice when several share a timestamp.
-        page_qs = freight_qs.filter(
-            Q(discovered_at__lt=cursor["discovered_at"])
-            | Q(discovered_at=cursor["discovered_at"], name__lt=cursor["name"])
+        # The first filter bounds the index scan at the cursor; the second drops the ties
+        # already shown.
+        page_qs = freight_qs.filter(discovered_at__lte=cursor["discovered_at"]).filter(
+            Q(discovered_at__lt=cursor["discovered_at"]) | Q(name__lt=cursor["name"])
         )
     # What an entry's cache key needs; a missed entry loads the rest of its row.
     page = list(page_qs.only(*ENTRY_KEY_FIELDS)[: TIMELINE_PAGE + 1])
@@ -353,7 +355,7 @@ def timeline_context(project: Project, graph: Graph, before: str = "") -> dict:
     base = project_base(project)
     return {
         "timeline": timeline_entries(page, graph, base),
-        "freight_total": freight_qs.count(),
+        "freight_total": freight_total(project),
         "freight_more": has_older,
         "freight_paged": bool(cursor),
         "oldest": page[-1].name if page else "",
@@ -483,7 +485,12 @@ def promotion_context(promotion: Promotion, role: str) -> dict:
 def pending_reason(promotion: Promotion) -> str:
     """Why a promotion is still Pending, in words: users should never have to guess."""
     queue = Promotion.objects.filter(stage_id=promotion.stage_id)
-    running = queue.filter(phase="Running").values_list("name", flat=True).first()
+    running = (
+        queue.filter(phase="Running")
+        .order_by("created_at", "id")  # promotion_stage_queue's order: an index lookup
+        .values_list("name", flat=True)
+        .first()
+    )
     ahead = (
         queue.filter(phase="Pending")
         .filter(

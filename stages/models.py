@@ -15,6 +15,11 @@ class Stage(ProjectScoped, Resource):
     def warehouse_names(self) -> list[str]:
         return self.typed_spec.warehouse_names
 
+    @property
+    def steps(self) -> list[dict]:
+        """The promotion template's steps as applied (what the pages list and count)."""
+        return ((self.spec.get("promotionTemplate") or {}).get("spec") or {}).get("steps") or []
+
 
 class PromotionPhase(models.TextChoices):
     PENDING = "Pending"

@@ -2,16 +2,14 @@
 
 from dataclasses import dataclass, field
 
-from django.db.models import Q
 from django.utils import timezone
 
-from freight.models import Freight, Warehouse
+from freight.models import Freight
 from kargo.conditions import get_condition
 from kargo.durations import duration_seconds
 from kargo.times import parse_rfc3339
-from projects.models import Project
 
-from .models import Promotion, PromotionPhase, Stage
+from .models import Promotion, Stage
 
 
 def availability(stage: Stage, freight: Freight, now=None) -> tuple[bool, str]:
@@ -104,71 +102,6 @@ class StageView:
     pending: int
     upstream: list[str] = field(default_factory=list)
     warehouses: list[str] = field(default_factory=list)
-
-
-@dataclass
-class PipelineData:
-    project: Project
-    stages: list[StageView]
-    warehouses: list[Warehouse]
-    freight: list[Freight]
-    freight_total: int
-    freight_by_name: dict[str, Freight]
-    has_older: bool = False
-    paged: bool = False  # showing an older page of the timeline, not the newest
-
-
-def pipeline(project: Project, freight_limit: int = 60, before: str = "") -> PipelineData:
-    """Everything the pipeline page shows, in a fixed number of queries whatever the size."""
-    stages = list(Stage.objects.filter(project=project))
-    warehouses = list(Warehouse.objects.filter(project=project))
-    freight_qs = Freight.objects.filter(project=project)
-    total = freight_qs.count()
-    page_qs = freight_qs
-    cursor = (
-        freight_qs.filter(name=before).values("discovered_at", "name").first() if before else None
-    )
-    if cursor:
-        # Keyset paging in the timeline's own order (-discovered_at, -name): no Freight is
-        # skipped or shown twice when several share a timestamp.
-        page_qs = freight_qs.filter(
-            Q(discovered_at__lt=cursor["discovered_at"])
-            | Q(discovered_at=cursor["discovered_at"], name__lt=cursor["name"])
-        )
-    freight_page = list(page_qs[: freight_limit + 1])
-    has_older = len(freight_page) > freight_limit
-    freight_page = freight_page[:freight_limit]
-    # Freight a Stage currently holds may be older than the timeline page: fetch it too.
-    wanted = {n for s in stages for n in current_freight_names(s.status)} - {
-        f.name for f in freight_page
-    }
-    extra = list(Freight.objects.filter(project=project, name__in=wanted)) if wanted else []
-    by_name = {f.name: f for f in freight_page + extra}
-    open_promotions = Promotion.objects.filter(
-        project=project, phase__in=[PromotionPhase.PENDING, PromotionPhase.RUNNING]
-    ).only("id", "name", "stage_id", "phase", "freight_name", "status", "project_id")
-    active: dict[int, Promotion] = {}
-    pending: dict[int, int] = {}
-    for promo in open_promotions:
-        if promo.phase == PromotionPhase.RUNNING:
-            active[promo.stage_id] = promo
-        else:
-            pending[promo.stage_id] = pending.get(promo.stage_id, 0) + 1
-    views = [
-        StageView(
-            stage=s,
-            phase=stage_phase(s),
-            current=[by_name[n] for n in current_freight_names(s.status) if n in by_name],
-            active=active.get(s.id),
-            pending=pending.get(s.id, 0),
-            upstream=s.upstream_names,
-            warehouses=s.warehouse_names,
-        )
-        for s in stages
-    ]
-    return PipelineData(
-        project, views, warehouses, freight_page, total, by_name, has_older, bool(cursor)
-    )
 
 
 def recent_promotions(stage: Stage, limit: int = 20) -> list[Promotion]:
