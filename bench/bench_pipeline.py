@@ -58,7 +58,7 @@ def run(args, tmp: str) -> None:
     from django.urls import path
     from django.utils import timezone
 
-    from freight.models import Freight, Warehouse
+    from freight.models import Freight, FreightCount, Warehouse
     from kargo.freight_ids import freight_id
     from projects.actions import do_create_project
     from stages import fragments
@@ -118,6 +118,9 @@ def run(args, tmp: str) -> None:
                     )
                 )
             Freight.objects.bulk_create(freight, batch_size=2000)
+            # bulk_create skips the maintained count (Freight.save keeps it): set it as the
+            # actions would have.
+            FreightCount.objects.update_or_create(project=project, defaults={"total": n_freight})
             for i, stage in enumerate(stages):
                 held = freight[i % len(freight)]
                 stage.status = {

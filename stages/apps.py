@@ -7,4 +7,6 @@ class StagesConfig(AppConfig):
 
     def ready(self) -> None:
         # Register this app's tasks by name (see projects.queue).
-        from . import tasks  # noqa: F401
+        from . import signals, tasks  # noqa: F401
+
+        signals.connect()
