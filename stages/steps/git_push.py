@@ -6,7 +6,8 @@ the clone, or in between) is met with ``git pull --rebase`` and another push, re
 ``maxAttempts`` times (default 10) with growing delays. A rebase conflict needs a human, so it
 fails the step instead. Kargo pulls and rebases before every push; here the first push goes out
 without it, because rebasing onto a branch that has not moved since the clone changes nothing,
-and the push itself says when it has moved: one git command where Kargo's way takes four.
+and the push itself says when it has moved: one git command where Kargo's way takes three
+(ls-remote, pull --rebase, push).
 
 Re-runnable: a push that already landed is recognised and not made again. When the remote
 branch is already at HEAD (the push finds it "up to date"), or holds HEAD's change on the same
