@@ -1,6 +1,8 @@
 """Every state change of Stages and Promotions. Each runs in a transaction and broadcasts on commit."""
 
 import json
+import os
+import socket
 import threading
 import uuid
 from datetime import timedelta
@@ -132,14 +134,24 @@ def do_promote(stage: Stage, freight: Freight, actor: str, name: str = "") -> Pr
             f"Promotion of Freight {freight.alias} to Stage {stage.name} created",
             f"Promotion/{promotion.name}",
         )
-        broadcast_on_commit(stage.project_id, "promotion", promotion.id)
+        # Work first, then the live update: each update is a round trip to the channel layer,
+        # and a page renders whatever the promotion has become by the time it gets it.
         enqueue_on_commit("stages.tasks.start_next_promotion", stage.id)
+        broadcast_on_commit(stage.project_id, "promotion", promotion.id)
     return promotion
 
 
-def do_start_next(stage_id: int) -> Promotion | None:
-    """Kargo's queue: one promotion at a time per Stage, first in first out. Marks the head Running and
-    returns it; the caller hands it to a worker once this commits."""
+def claim_token() -> str:
+    """A new run's claim: `<host>:<pid>:<thread>:<random>`, so a run can be traced to its worker."""
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}:{uuid.uuid4().hex[:8]}"
+
+
+def do_start_next(stage_id: int, claimed_by: str | None = None) -> Promotion | None:
+    """Kargo's queue: one promotion at a time per Stage, first in first out. Marks the head Running
+    and claimed by the caller's run (`claimed_by`, a claim_token(); a new one when not given) in
+    one transaction, and returns it for the caller to run: a promotion is never Running without a
+    run that holds it. Of two workers starting the same Stage, the one that locks it first takes
+    the head; the other finds it Running and gets None."""
     with transaction.atomic():
         stage = Stage.objects.select_for_update().get(id=stage_id)
         if Promotion.objects.filter(stage=stage, phase=PromotionPhase.RUNNING).exists():
@@ -154,10 +166,12 @@ def do_start_next(stage_id: int) -> Promotion | None:
         if head is None:
             return None
         now = timezone.now()
+        head.stage = stage
         head.phase = PromotionPhase.RUNNING
         head.started_at = now
-        head.heartbeat_at = None
-        head.claimed_by = ""
+        # The claim is the run's first heartbeat: the run is live from here.
+        head.heartbeat_at = now
+        head.claimed_by = claimed_by or claim_token()
         head.resumes = 0
         head.message = ""
         collection = target_collection(stage, head)
@@ -214,15 +228,25 @@ class LostOwnership(Exception):
 
 
 def do_step_progress(promotion: Promotion, claimed_by: str) -> None:
-    """Save a running promotion's step progress, only while it is Running and still claimed by
-    this run (`claimed_by`): a run whose promotion was ended elsewhere, or resumed by another
-    worker, must not write over it."""
+    """Save a running promotion's step progress (the engine calls it when a step changes state:
+    started, finished, a new message), only while it is Running and still claimed by this run
+    (`claimed_by`): a run whose promotion was ended elsewhere, or resumed by another worker, must
+    not write over it. It beats the heartbeat too; the run's Heartbeat thread beats between."""
+    now = timezone.now()
     saved = Promotion.objects.filter(
         id=promotion.id, phase=PromotionPhase.RUNNING, claimed_by=claimed_by
-    ).update(status=promotion.status, heartbeat_at=timezone.now(), updated_at=timezone.now())
+    ).update(status=promotion.status, heartbeat_at=now, updated_at=now)
     if not saved:
         raise LostOwnership(promotion.name)
     broadcast_on_commit(promotion.project_id, "promotion", promotion.id)
+
+
+def stale_runs(cutoff):
+    """Running promotions whose run has written no heartbeat since `cutoff`: their worker stopped
+    (or, for a row an older version left Running without a claim, its run was never handed out)."""
+    return Promotion.objects.filter(phase=PromotionPhase.RUNNING).filter(
+        Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff)
+    )
 
 
 def do_finish(
@@ -254,6 +278,8 @@ def do_finish(
             "finishedAt": rfc3339(now),
         }
         promotion.save(update_fields=["phase", "message", "finished_at", "status", "updated_at"])
+        # The Stage's next promotion starts before this one's live updates go out (do_promote).
+        enqueue_on_commit("stages.tasks.start_next_promotion", stage.id)
         reason = {
             "Succeeded": "PromotionSucceeded",
             "Failed": "PromotionFailed",
@@ -272,36 +298,31 @@ def do_finish(
         # Stage's state belongs to the promotion it is running, if any.
         if (stage.status.get("currentPromotion") or {}).get("name") == promotion.name:
             record_on_stage(stage, promotion, phase, message, now)
-        enqueue_on_commit("stages.tasks.start_next_promotion", stage.id)
     return True
 
 
-def do_recover(promotion_id: int, cutoff, max_resumes: int) -> str:
-    """A Running promotion whose worker stopped (claimed, heartbeat older than `cutoff`): hand the
-    run to a new worker, which re-runs its steps (engine.execute says why that is safe), or, once
-    it was resumed `max_resumes` times, end it Errored with the cause.
+def do_recover(promotion_id: int, cutoff, max_resumes: int, claimed_by: str) -> str:
+    """A Running promotion whose worker stopped (no heartbeat since `cutoff`): the caller's run
+    (`claimed_by`, a claim_token()) takes it over, and re-runs its steps (engine.execute says why
+    that is safe); or, once it was resumed `max_resumes` times, it ends Errored with the cause.
+    The worker that resumes a promotion is the one that runs it: it is never handed out unclaimed.
 
-    Under the Stage and Promotion locks, re-checked there: of two reconcilers one recovers it, and
-    a worker that beat in the meantime keeps its run. Returns "resumed", "errored" or "" (nothing
-    to do)."""
+    Under the Stage and Promotion locks, re-checked there: of two workers one takes it over, and a
+    worker that beat in the meantime keeps its run. Returns "resumed" (the caller runs it),
+    "errored" or "" (nothing to do)."""
     now = timezone.now()
     stage_id = Promotion.objects.filter(id=promotion_id).values_list("stage_id", flat=True).first()
     if stage_id is None:
         return ""
     with transaction.atomic():
         Stage.objects.select_for_update().filter(id=stage_id).first()
-        promotion = (
-            Promotion.objects.select_for_update()
-            .filter(id=promotion_id, phase=PromotionPhase.RUNNING, heartbeat_at__lt=cutoff)
-            .exclude(claimed_by="")
-            .first()
-        )
+        promotion = stale_runs(cutoff).select_for_update().filter(id=promotion_id).first()
         if promotion is None:
             return ""
         metadata = [dict(m) for m in promotion.status.get("stepExecutionMetadata", [])]
         running = next((m for m in metadata if m.get("status") == "Running"), None)
         where = f" while running step {running['alias']}" if running else ""
-        stopped = rfc3339(promotion.heartbeat_at)
+        stopped = rfc3339(promotion.heartbeat_at or promotion.started_at)
         if promotion.resumes >= max_resumes:
             if running:
                 running.update(
@@ -326,9 +347,8 @@ def do_recover(promotion_id: int, cutoff, max_resumes: int) -> str:
         if running:
             running["message"] = f"the worker stopped during this step at {stopped}; resuming"
         promotion.resumes = resumes
-        promotion.claimed_by = ""
-        # Until a worker claims it, heartbeat_at is when the run was handed out: a hand-off that
-        # is lost too is sent again by reconcile after another timeout.
+        # The old run's claim ends here (its writes all check it); the new one's starts beating.
+        promotion.claimed_by = claimed_by
         promotion.heartbeat_at = now
         promotion.message = note
         promotion.status = {**promotion.status, "stepExecutionMetadata": metadata, "message": note}
@@ -350,7 +370,6 @@ def do_recover(promotion_id: int, cutoff, max_resumes: int) -> str:
             f"Promotion/{promotion.name}",
         )
         broadcast_on_commit(promotion.project_id, "promotion", promotion.id)
-        enqueue_on_commit("stages.tasks.run_promotion", promotion.id)
     return "resumed"
 
 

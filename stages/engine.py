@@ -4,12 +4,9 @@ status, timing, evaluated config and outputs so a page can show them while they 
 import json
 import logging
 import math
-import os
 import shutil
-import socket
 import threading
 import time
-import uuid
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -25,6 +22,7 @@ from kargo.expressions.values import type_name
 from kargo.redaction import hide_paths, redact_values
 from kargo.specs import ExpressionVariable, PromotionOnlyStep
 from kargo.times import rfc3339, rfc3339_nano
+from projects.queue import enqueue_on_commit
 from projects.repos import RepoNotAllowed, check_repo_url, repo_urls_in
 
 from . import actions
@@ -43,10 +41,6 @@ TERMINAL_STEP_STATES = {"Succeeded", "Failed", "Errored", "Skipped", "Aborted"}
 def work_dir_for(promotion: Promotion) -> Path:
     """The promotion's directory; each run (first, or resumed) works in its own `run-<n>` in it."""
     return settings.DATA_DIR / "work" / promotion.project.name / promotion.name
-
-
-def worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
 
 def heartbeat_every() -> float:
@@ -95,22 +89,30 @@ class Heartbeat:
         self.thread.join(timeout=10)
 
 
-def claim(promotion_id: int) -> Promotion | None:
-    """Take a Running promotion that no worker holds (new, or handed out again by do_recover).
-    Two workers never run one promotion: the claim is one conditional UPDATE, and whoever sets
-    claimed_by from "" to its token owns the run; every later write of the run checks the token."""
-    token = f"{worker_id()}:{uuid.uuid4().hex[:8]}"
-    taken = Promotion.objects.filter(
-        id=promotion_id, phase=PromotionPhase.RUNNING, claimed_by=""
-    ).update(claimed_by=token, heartbeat_at=timezone.now())
-    if not taken:
-        return None
-    promotion = Promotion.objects.select_related("project", "stage").get(id=promotion_id)
-    if promotion.claimed_by != token:  # recovered and claimed again in between: not ours
-        return None
-    resumed = f" (resume {promotion.resumes})" if promotion.resumes else ""
-    log.info("worker %s runs promotion %s%s", token, promotion.name, resumed)
-    return promotion
+def start_next(stage_id: int) -> None:
+    """The start task's work: claim the Stage's next promotion, if one may start now, and run it
+    here. Claim and run are one task, so a promotion shows Running only once a worker holds it."""
+    promotion = actions.do_start_next(stage_id, claimed_by=actions.claim_token())
+    if promotion is not None:
+        run(promotion.id, promotion.claimed_by)
+
+
+def resume(promotion_id: int) -> None:
+    """The resume task's work (recover_lost sends it): take over a Running promotion whose worker
+    stopped and run it here, or end it Errored once its resumes ran out (actions.do_recover)."""
+    token = actions.claim_token()
+    cutoff = timezone.now() - timedelta(seconds=settings.PROMOTION_HEARTBEAT_TIMEOUT)
+    if actions.do_recover(promotion_id, cutoff, max_resumes(), claimed_by=token) == "resumed":
+        run(promotion_id, token)
+
+
+def claimed(promotion_id: int, token: str) -> Promotion | None:
+    """The promotion, if it is still Running under the claim `token`."""
+    return (
+        Promotion.objects.select_related("project", "stage")
+        .filter(id=promotion_id, phase=PromotionPhase.RUNNING, claimed_by=token)
+        .first()
+    )
 
 
 def json_value(value, where: str):
@@ -223,11 +225,15 @@ def evaluate_vars(var_list: list[ExpressionVariable] | None, env: dict, into: di
     return out
 
 
-def run(promotion_id: int) -> None:
-    promotion = claim(promotion_id)
-    if promotion is None:
+def run(promotion_id: int, token: str) -> None:
+    """Run a promotion this worker has claimed (`token`) to its end. Every write of the run checks
+    the claim, so a run taken over meanwhile (thought dead, then resumed elsewhere) stops."""
+    promotion = claimed(promotion_id, token)
+    if promotion is None:  # ended (aborted) or taken over since the claim
         return
-    token = promotion.claimed_by
+    resumed = f" (resume {promotion.resumes})" if promotion.resumes else ""
+    # Which worker ran what (the chaos test and bench/bench_queue.py read these lines).
+    log.info("worker %s runs promotion %s%s", token, promotion.name, resumed)
     base = work_dir_for(promotion)
     work_dir = base / f"run-{promotion.resumes}"
     try:
@@ -365,6 +371,8 @@ def execute(promotion: Promotion, work_dir: Path, claimed_by: str) -> tuple[str,
             "stepExecutionMetadata": metadata,
             "state": state,
         }
+        # The step started; the one before ended a moment ago (only the abort check above ran
+        # since), and both are recorded in this one write.
         actions.do_step_progress(promotion, claimed_by)
 
         # Kargo's retry.errorThreshold: how many consecutive errors end the step (default 1).
@@ -400,8 +408,11 @@ def execute(promotion: Promotion, work_dir: Path, claimed_by: str) -> tuple[str,
         if step.continueOnError and status in FAILED_STEP_STATES:
             tolerated.add(alias)
         promotion.status = {**promotion.status, "stepExecutionMetadata": metadata, "state": state}
-        actions.do_step_progress(promotion, claimed_by)
         outcome, message = judge(outcome, message, step, alias, status, step_message)
+    # The last step's end (each earlier one's was written with the next one's start). Written
+    # before the finish: a worker that dies in between leaves every step's outcome recorded, and
+    # the promotion resumes without running a step again.
+    actions.do_step_progress(promotion, claimed_by)
     if outcome == PromotionPhase.SUCCEEDED:
         message = succeeded_message(promotion, steps)
     return outcome, message
@@ -476,16 +487,14 @@ def _abort_actor(raw: str) -> str:
 
 
 def recover_lost(now=None) -> int:
-    """Running promotions whose worker stopped (claimed, stale heartbeat) are resumed by a new
-    worker, or, after max_resumes() resumes, end Errored with the cause (actions.do_recover), so
-    nothing stays Running forever. Returns how many were recovered."""
+    """Running promotions whose worker stopped (no heartbeat for the timeout) get a resume task:
+    the worker that takes it resumes the run, or, after max_resumes() resumes, ends it Errored with
+    the cause (resume, actions.do_recover), so nothing stays Running forever. A resume task that is
+    lost, or sent twice, is harmless: the next sweep sends another while the run is still stale,
+    and of two only the first takes it over. Returns how many were found."""
     now = now or timezone.now()
-    cutoff = now - timezone.timedelta(seconds=settings.PROMOTION_HEARTBEAT_TIMEOUT)
-    lost = (
-        Promotion.objects.filter(phase=PromotionPhase.RUNNING, heartbeat_at__lt=cutoff)
-        .exclude(claimed_by="")
-        .values_list("id", flat=True)
-    )
-    return sum(
-        1 for promotion_id in lost if actions.do_recover(promotion_id, cutoff, max_resumes())
-    )
+    cutoff = now - timedelta(seconds=settings.PROMOTION_HEARTBEAT_TIMEOUT)
+    lost = list(actions.stale_runs(cutoff).values_list("id", flat=True))
+    for promotion_id in lost:
+        enqueue_on_commit("stages.tasks.resume_promotion", promotion_id)
+    return len(lost)

@@ -11,12 +11,12 @@ from freight.models import Freight, Warehouse
 from kargo.times import rfc3339
 from kargo_ui.celery import app
 from projects.models import Event
-from stages import actions, engine
+from stages import actions, engine, tasks
 from stages.actions import LostOwnership, do_finish, do_promote, do_start_next, do_step_progress
 from stages.engine import recover_lost
 from stages.models import Promotion, Stage
 from stages.queries import stage_phase
-from stages.tasks import reconcile
+from stages.tasks import START_GRACE, reconcile
 from tests.conftest import git_show
 
 
@@ -34,11 +34,17 @@ def newest(project):
     return Freight.objects.filter(project=project).first()
 
 
-def started_promotion(project) -> Promotion:
-    """A promotion the Stage has taken (Running) that no worker has run yet."""
+def queued_promotion(project) -> Promotion:
+    """A promotion nobody has started: created with no worker to send its start task to."""
     with no_worker():
-        promotion = do_promote(Stage.objects.get(name="test"), newest(project), actor="cli:x")
-        do_start_next(promotion.stage_id)
+        return do_promote(Stage.objects.get(name="test"), newest(project), actor="cli:x")
+
+
+def started_promotion(project) -> Promotion:
+    """A promotion the Stage has taken: Running, claimed by a run (this test's) that has run no
+    step yet."""
+    promotion = queued_promotion(project)
+    do_start_next(promotion.stage_id)
     return Promotion.objects.get(id=promotion.id)
 
 
@@ -65,11 +71,15 @@ def kill_worker_when(monkeypatch, alias: str, status: str, record: bool = True):
     monkeypatch.setattr(actions, "do_step_progress", progress)
 
 
-def crash(promotion: Promotion, monkeypatch) -> Promotion:
-    """Run the promotion until the planted kill, then leave it as a dead worker does: claimed,
-    Running, its heartbeat going stale."""
+def crash(promotion: Promotion, monkeypatch, task=None) -> Promotion:
+    """Run the promotion as a worker does, in its start task (or `task`: a resume), until the
+    planted kill; then leave it as a dead worker does: claimed, Running, its heartbeat going
+    stale."""
     with pytest.raises(WorkerKilled):
-        engine.run(promotion.id)
+        if task is None:
+            tasks.start_next_promotion(promotion.stage_id)
+        else:
+            task(promotion.id)
     monkeypatch.undo()
     promotion.refresh_from_db()
     assert promotion.phase == "Running" and promotion.claimed_by
@@ -115,19 +125,35 @@ def assert_resumed_and_pushed_once(promotion: Promotion, data_dir, freight: Frei
 
 
 def test_a_pending_promotion_nobody_started_is_picked_up(demo):
-    with no_worker():
-        promotion = do_promote(Stage.objects.get(name="test"), newest(demo), actor="cli:x")
+    promotion = queued_promotion(demo)
     promotion.refresh_from_db()
     assert promotion.phase == "Pending"
+    # Once it has waited longer than a start task takes to arrive.
+    Promotion.objects.filter(id=promotion.id).update(
+        created_at=timezone.now() - START_GRACE - timedelta(seconds=1)
+    )
     reconcile()
     promotion.refresh_from_db()
     assert promotion.phase == "Succeeded"
 
 
-def test_a_running_promotion_whose_task_was_lost_is_run(demo, settings):
+def test_a_promotion_whose_worker_died_before_its_first_step_is_resumed(demo):
     promotion = started_promotion(demo)
     Promotion.objects.filter(id=promotion.id).update(
-        started_at=timezone.now() - timedelta(minutes=5)
+        heartbeat_at=timezone.now() - timedelta(minutes=5)
+    )
+    reconcile()
+    promotion.refresh_from_db()
+    assert promotion.phase == "Succeeded"
+    assert promotion.resumes == 1
+
+
+def test_a_running_promotion_an_older_version_left_unclaimed_is_run(demo):
+    """Before a promotion was made Running by the worker that claims it, it was marked Running
+    first and handed to a worker after; one whose hand-off was lost then is resumed too."""
+    promotion = started_promotion(demo)
+    Promotion.objects.filter(id=promotion.id).update(
+        claimed_by="", heartbeat_at=None, started_at=timezone.now() - timedelta(minutes=5)
     )
     reconcile()
     promotion.refresh_from_db()
@@ -135,7 +161,7 @@ def test_a_running_promotion_whose_task_was_lost_is_run(demo, settings):
 
 
 def test_a_crash_before_git_push_resumes_and_pushes_once(demo, data_dir, monkeypatch):
-    promotion = started_promotion(demo)
+    promotion = queued_promotion(demo)
     kill_worker_when(monkeypatch, "step-6", "Running")
     promotion = crash(promotion, monkeypatch)
     steps = promotion.status["stepExecutionMetadata"]
@@ -157,7 +183,7 @@ def test_a_crash_before_git_push_resumes_and_pushes_once(demo, data_dir, monkeyp
 def test_a_crash_after_git_push_landed_before_it_was_recorded_does_not_push_again(
     demo, data_dir, monkeypatch
 ):
-    promotion = started_promotion(demo)
+    promotion = queued_promotion(demo)
     kill_worker_when(monkeypatch, "step-6", "Succeeded", record=False)
     promotion = crash(promotion, monkeypatch)
     assert promotion.status["stepExecutionMetadata"][-1]["status"] == "Running"
@@ -184,7 +210,7 @@ def test_a_forced_push_that_landed_is_not_made_again(demo, data_dir, monkeypatch
     push.pop("branch")
     push["generateTargetBranch"] = True
     Stage.objects.filter(id=stage.id).update(spec=spec)
-    promotion = started_promotion(demo)
+    promotion = queued_promotion(demo)
     kill_worker_when(monkeypatch, "step-6", "Succeeded", record=False)
     promotion = crash(promotion, monkeypatch)
     branch = f"kargo/promotion/{promotion.name}"
@@ -212,7 +238,7 @@ def test_a_forced_push_that_landed_is_not_made_again(demo, data_dir, monkeypatch
 def test_a_crash_after_all_steps_before_the_finish_is_recorded_finishes_without_rerunning(
     demo, data_dir, monkeypatch
 ):
-    promotion = started_promotion(demo)
+    promotion = queued_promotion(demo)
     real_finish = actions.do_finish
 
     def killed_before_finish(promotion, phase, message, claimed_by=None):
@@ -237,16 +263,16 @@ def test_a_promotion_whose_worker_keeps_dying_ends_errored_with_the_cause(
     demo, data_dir, settings, monkeypatch
 ):
     settings.PROMOTION_MAX_RESUMES = 2
-    promotion = started_promotion(demo)
-    for attempt in range(3):
+    promotion = queued_promotion(demo)
+    kill_worker_when(monkeypatch, "step-4", "Running")
+    promotion = crash(promotion, monkeypatch)
+    for attempt in (1, 2):  # the resume task, as a worker runs it, dies the same way
         kill_worker_when(monkeypatch, "step-4", "Running")
-        promotion = crash(promotion, monkeypatch)
-        with no_worker():  # the resumed run is handed out, and run here, by hand
-            assert recover_lost() == 1
-        promotion.refresh_from_db()
-        if attempt < 2:
-            assert (promotion.phase, promotion.resumes) == ("Running", attempt + 1)
-            assert promotion.message.startswith("resumed after the worker stopped at")
+        promotion = crash(promotion, monkeypatch, task=tasks.resume_promotion)
+        assert (promotion.phase, promotion.resumes) == ("Running", attempt)
+        assert promotion.message.startswith("resumed after the worker stopped at")
+    assert recover_lost() == 1  # its resume task (run here) finds no resume left
+    promotion.refresh_from_db()
     assert promotion.phase == "Errored"
     assert promotion.resumes == 2
     assert "the worker running this promotion stopped while running step step-4" in (
@@ -267,21 +293,17 @@ def test_a_promotion_whose_worker_keeps_dying_ends_errored_with_the_cause(
     assert second.phase == "Succeeded"
 
 
-def test_a_resumed_run_whose_hand_off_is_lost_is_sent_again(demo, data_dir, monkeypatch):
-    promotion = started_promotion(demo)
+def test_a_lost_resume_task_is_sent_again(demo, data_dir, monkeypatch):
+    promotion = queued_promotion(demo)
     kill_worker_when(monkeypatch, "step-2", "Running")
     promotion = crash(promotion, monkeypatch)
+    dead = promotion.claimed_by
     with no_worker():
-        assert recover_lost() == 1  # resumed, but the run task goes nowhere
+        assert recover_lost() == 1  # the resume task goes nowhere
     promotion.refresh_from_db()
-    assert (promotion.phase, promotion.claimed_by) == ("Running", "")
-    reconcile()  # within the timeout of the hand-off: left alone
-    promotion.refresh_from_db()
-    assert promotion.phase == "Running"
-    Promotion.objects.filter(id=promotion.id).update(
-        heartbeat_at=timezone.now() - timedelta(minutes=5)
-    )
-    reconcile()
+    # Untouched: still the dead worker's, never handed out without a worker to hold it.
+    assert (promotion.phase, promotion.claimed_by, promotion.resumes) == ("Running", dead, 0)
+    reconcile()  # still stale: sent again, and run
     assert_resumed_and_pushed_once(promotion, data_dir, newest(demo))
 
 
@@ -300,7 +322,7 @@ def test_abort_stops_a_running_promotion_before_its_next_step(demo):
     promotion = started_promotion(demo)
     with no_worker():
         do_abort(Promotion.objects.get(id=promotion.id), "user:ops")
-        run(promotion.id)
+        run(promotion.id, promotion.claimed_by)
     promotion.refresh_from_db()
     assert promotion.phase == "Aborted"
     assert promotion.message == "Promotion terminated by user:ops"
@@ -338,13 +360,15 @@ def test_discovery_failure_is_shown_on_the_warehouse(demo):
 
 
 def test_a_worker_taken_for_dead_cannot_write_over_the_run_that_replaced_it(demo, monkeypatch):
-    promotion = started_promotion(demo)
+    promotion = queued_promotion(demo)
     kill_worker_when(monkeypatch, "update-image", "Running")
     promotion = crash(promotion, monkeypatch)
     old_claim = promotion.claimed_by
-    with no_worker():
-        assert recover_lost() == 1
-        assert recover_lost() == 0  # a second reconciler finds nothing to do
+    cutoff = timezone.now() - timedelta(seconds=30)
+    new_claim = actions.claim_token()
+    # A worker's resume task takes the run over; a second one finds nothing to do.
+    assert actions.do_recover(promotion.id, cutoff, 3, claimed_by=new_claim) == "resumed"
+    assert actions.do_recover(promotion.id, cutoff, 3, claimed_by=actions.claim_token()) == ""
     # The worker that was thought dead comes back: its beats, progress and finish all filter on
     # its claim, which is no longer the promotion's.
     assert not Promotion.objects.filter(id=promotion.id, claimed_by=old_claim).exists()
@@ -354,17 +378,17 @@ def test_a_worker_taken_for_dead_cannot_write_over_the_run_that_replaced_it(demo
     promotion.refresh_from_db()
     assert promotion.phase == "Running"
     assert Stage.objects.get(id=promotion.stage_id).status.get("freightHistory") == []
-    # The run it was handed to completes it.
-    engine.run(promotion.id)
+    # The run that took it over completes it.
+    engine.run(promotion.id, new_claim)
     promotion.refresh_from_db()
     assert promotion.phase == "Succeeded", promotion.message
     assert do_finish(promotion, "Errored", "late", claimed_by=old_claim) is False
 
 
-def test_one_run_only_claims_a_promotion(demo):
-    promotion = started_promotion(demo)
-    assert engine.claim(promotion.id) is not None
-    assert engine.claim(promotion.id) is None
+def test_one_start_only_claims_a_promotion(demo):
+    promotion = queued_promotion(demo)
+    assert do_start_next(promotion.stage_id).id == promotion.id
+    assert do_start_next(promotion.stage_id) is None
 
 
 def test_aborting_a_queued_promotion_leaves_the_running_one_alone(demo):

@@ -23,7 +23,7 @@ from twisted.web import http  # after daphne.server, which installs the asyncio 
 
 from kargo_ui.asgi import application
 from kargo_ui.celery import app
-from projects import live
+from projects import live, queue
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +112,7 @@ class LimitedServer(Server):
 
 def start_worker_threads(concurrency: int = 4) -> list:
     """A Celery worker and beat inside this process, on whatever broker the settings name."""
+    queue.local_worker = True  # this process's tasks go to its own broker (projects.queue)
     worker = app.WorkController(
         pool_cls="threads",
         concurrency=concurrency,
@@ -125,6 +126,15 @@ def start_worker_threads(concurrency: int = 4) -> list:
     beat = EmbeddedService(app, thread=True, schedule_filename=str(schedule))
     beat.start()
     return [worker, beat]
+
+
+def listen_for_wakes() -> queue.WakeListener | None:
+    """With the in-process (memory://) broker only this process's worker can run a task: other
+    processes (`manage.py kargo`, `manage.py shell`) wake it through a socket (projects.queue)."""
+    if not queue.in_memory_broker():
+        return None  # a shared broker: every process enqueues there itself
+    listener = queue.WakeListener(queue.wake_socket_path())
+    return listener if listener.start() else None
 
 
 class Command(BaseCommand):
@@ -145,8 +155,10 @@ class Command(BaseCommand):
             raise CommandError(
                 "demo mode (KARGO_DEMO) serves only on loopback; use --host 127.0.0.1"
             )
+        listener = None
         if not opts["no_worker"]:
             start_worker_threads()
+            listener = listen_for_wakes()
 
         def ready():
             # Live updates from worker threads are scheduled on daphne's own loop (see projects.live).
@@ -159,12 +171,16 @@ class Command(BaseCommand):
                 )
             self.stdout.flush()
 
-        LimitedServer(
-            application=application,
-            endpoints=build_endpoint_description_strings(host=host, port=port),
-            signal_handlers=True,
-            ready_callable=ready,
-        ).run()
+        try:
+            LimitedServer(
+                application=application,
+                endpoints=build_endpoint_description_strings(host=host, port=port),
+                signal_handlers=True,
+                ready_callable=ready,
+            ).run()
+        finally:
+            if listener is not None:
+                listener.close()
 
 
 def is_loopback_host(host: str) -> bool:
