@@ -1,7 +1,8 @@
 """Live pushes to open project pages: one feed per project in each web process.
 
 A feed receives the project's changes once (its own channel in the project's group, however many
-pages are open), coalesces them for settings.LIVE_COALESCE_SECONDS (the latest state wins), looks
+pages are open), pushes at most once per settings.LIVE_COALESCE_SECONDS (after a quiet spell at
+once; changes meanwhile are coalesced, the latest state wins), looks
 up every open page's role in one query (a revoked member's socket is closed), renders what the
 changes touch once per role in a thread of its own (never on Channels' one shared sync thread),
 and sends each page only the fragments it has a target for.
@@ -30,6 +31,7 @@ from . import fragments
 
 log = logging.getLogger(__name__)
 
+GATHER_SECONDS = 0.01  # one commit's broadcasts arrive together: wait this long for the rest
 LOSS_WAIT_SECONDS = 1.0  # how long a missing change number may be late before it counts as lost
 DRAWER_ID = re.compile(r"^(stage|freight|promotion)-drawer-[0-9]{1,18}$")
 
@@ -75,6 +77,7 @@ class ProjectFeed:
         self.known: dict = {}  # what pages were last sent (fragments.render_changes)
         self.last_html: dict[tuple[str, str], str] = {}  # (role, target) -> last sent
         self.flushing = False
+        self.last_flush = 0.0  # loop time of the last flush
 
     async def start(self) -> None:
         self.channel = await self.layer.new_channel()
@@ -113,12 +116,19 @@ class ProjectFeed:
         self.schedule()
 
     def schedule(self, delay: float | None = None) -> None:
+        """Throttle, not debounce: after a quiet spell a change goes out almost at once (a short
+        gather for the other broadcasts of the same commit); while changes keep coming, at most
+        one push per window."""
         if self.flusher is None:
-            delay = settings.LIVE_COALESCE_SECONDS if delay is None else delay
-            self.flusher = asyncio.get_running_loop().call_later(delay, self.flush_soon)
+            loop = asyncio.get_running_loop()
+            if delay is None:
+                next_allowed = self.last_flush + settings.LIVE_COALESCE_SECONDS
+                delay = max(GATHER_SECONDS, next_allowed - loop.time())
+            self.flusher = loop.call_later(delay, self.flush_soon)
 
     def flush_soon(self) -> None:
         self.flusher = None
+        self.last_flush = asyncio.get_running_loop().time()
         asyncio.create_task(self.flush())
 
     def check_losses(self) -> bool:
@@ -213,8 +223,11 @@ class ProjectFeed:
                 f'<div id="live-seq" data-seq="{seq}" data-from="{page.seq + 1}"'
                 f"{' data-resync' if whole else ''} hidden></div>"
             )
-            page.seq, page.needs_resync = seq, False
+            page.needs_resync = False
             if parts or whole:
+                # Numbers advance only with what the page was sent: the next push's data-from
+                # must follow the last number this page saw, or it would take it for a gap.
+                page.seq = seq
                 stats["pushes"] += 1
                 await page.consumer.push("\n".join([marker, *parts]))
         if not whole:
