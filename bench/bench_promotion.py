@@ -178,9 +178,9 @@ def promote(stage: Stage, freight: Freight) -> float:
     """One promotion through the engine; its wall time. No worker is involved: the engine runs
     here, as the worker's task would run it."""
     promotion = actions.do_promote(stage, freight, actor="bench")
-    actions.do_start_next(stage.id)
+    claimed = actions.do_start_next(stage.id, claimed_by=actions.claim_token())
     started = time.perf_counter()
-    engine.run(promotion.id)
+    engine.run(claimed.id, claimed.claimed_by)
     elapsed = time.perf_counter() - started
     promotion.refresh_from_db()
     if promotion.phase != "Succeeded":
