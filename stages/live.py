@@ -32,7 +32,8 @@ from . import fragments
 log = logging.getLogger(__name__)
 
 GATHER_SECONDS = 0.01  # one commit's broadcasts arrive together: wait this long for the rest
-LOSS_WAIT_SECONDS = 1.0  # how long a missing change number may be late before it counts as lost
+LOSS_WAIT_SECONDS = 1.0
+RETRY_SECONDS = 1.0  # before receiving again after the channel layer failed  # how long a missing change number may be late before it counts as lost
 DRAWER_ID = re.compile(r"^(stage|freight|promotion)-drawer-[0-9]{1,18}$")
 
 # Rendering runs here: two threads, so a slow render of one project never waits for another's
@@ -97,7 +98,21 @@ class ProjectFeed:
 
     async def receive(self) -> None:
         while True:
-            message = await self.layer.receive(self.channel)
+            try:
+                message = await self.layer.receive(self.channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # The channel layer failed (Redis went away): what was sent meanwhile is lost to
+                # this process, so once it answers again every page re-syncs. Never stop listening.
+                log.exception(
+                    "project %s: receiving live changes failed; retrying", self.project_id
+                )
+                await asyncio.sleep(RETRY_SECONDS)
+                for page in self.pages.values():
+                    page.needs_resync = True
+                self.schedule(0)
+                continue
             if message.get("type") == "project.change":
                 self.note(message)
 

@@ -259,3 +259,36 @@ def test_a_page_rendered_before_the_latest_change_is_re_synced_when_it_connects(
     send_change(stage.project_id, "stage", stage.id)
     html = run(scenario)
     assert "data-resync" in html and 'id="pipeline"' in html
+
+
+def test_a_failing_channel_layer_is_retried_and_the_pages_re_synced(users, monkeypatch):
+    """If receiving from the channel layer fails (Redis went away), the feed keeps listening and
+    re-syncs its pages, which may have missed changes meanwhile."""
+    monkeypatch.setattr(live, "RETRY_SECONDS", 0.01)
+
+    async def scenario():
+        comm = await open_page(users["carol"])
+        stage = await Stage.objects.afirst()
+        loop = live.asyncio.get_running_loop()
+        feed = live.feeds[(id(loop), stage.project_id)]
+        real_receive, failures = feed.layer.receive, [1]
+
+        async def flaky_receive(channel):
+            if failures:
+                failures.pop()
+                raise ConnectionError("redis went away")
+            return await real_receive(channel)
+
+        feed.layer.receive = flaky_receive
+        feed.receiver.cancel()
+        feed.receiver = live.asyncio.create_task(feed.receive())
+        html = await comm.receive_from(timeout=5)
+        await change(stage.project_id, "stage", stage.id)
+        after = await comm.receive_from(timeout=5)
+        feed.layer.receive = real_receive
+        await comm.disconnect()
+        return html, after, stage
+
+    html, after, stage = run(scenario)
+    assert "data-resync" in html and 'id="pipeline"' in html
+    assert f'id="stage-{stage.id}"' in after  # still listening
