@@ -79,6 +79,7 @@ class ProjectFeed:
         self.last_html: dict[tuple[str, str], str] = {}  # (role, target) -> last sent
         self.flushing = False
         self.last_flush = 0.0  # loop time of the last flush
+        self.flush_tasks: set[asyncio.Task] = set()
 
     async def start(self) -> None:
         self.channel = await self.layer.new_channel()
@@ -144,7 +145,10 @@ class ProjectFeed:
     def flush_soon(self) -> None:
         self.flusher = None
         self.last_flush = asyncio.get_running_loop().time()
-        asyncio.create_task(self.flush())
+        # Held until done: the event loop keeps only a weak reference to a task.
+        task = asyncio.create_task(self.flush())
+        self.flush_tasks.add(task)
+        task.add_done_callback(self.flush_tasks.discard)
 
     def check_losses(self) -> bool:
         """True when changes are taken for lost: every page is re-synced."""
