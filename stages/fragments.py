@@ -177,14 +177,33 @@ def slots_html(slots: list[Slot]) -> str:
     )
 
 
-def pipeline_context(project: Project, role: str, csrf_token: str = "") -> dict:
+@dataclass
+class Shape:
+    """What the pipeline region starts from: its Stages as narrow rows, its Warehouses, and the
+    graph laid out for them (from the layout cache when the shape has not changed)."""
+
+    stage_rows: list[dict]
+    warehouses: list[Warehouse]
+    graph: Graph
+
+
+def pipeline_shape(project: Project) -> Shape:
     stage_rows = list(
         Stage.objects.filter(project=project)
         .order_by()
         .values("id", "name", "generation", "updated_at")
     )
     warehouses = list(Warehouse.objects.filter(project=project))
-    graph = pipeline_graph(project, stage_rows, warehouses)
+    return Shape(stage_rows, warehouses, pipeline_graph(project, stage_rows, warehouses))
+
+
+def pipeline_context(
+    project: Project, role: str, csrf_token: str = "", shape: Shape | None = None
+) -> dict:
+    """`shape`: the pipeline's, when the caller has read it already (a push renders this once
+    per role)."""
+    shape = shape or pipeline_shape(project)
+    stage_rows, warehouses, graph = shape.stage_rows, shape.warehouses, shape.graph
     base = project_base(project)
     cards = stage_cards(project, base, {r["id"]: r["updated_at"] for r in stage_rows})
     promoter = can_promote(role)
@@ -542,13 +561,8 @@ def render_changes(
     if project is None or not roles:
         return {}
     base = project_base(project)
-    stage_rows = list(
-        Stage.objects.filter(project=project)
-        .order_by()
-        .values("id", "name", "generation", "updated_at")
-    )
-    warehouses = list(Warehouse.objects.filter(project=project))
-    graph = pipeline_graph(project, stage_rows, warehouses)
+    shape = pipeline_shape(project)
+    stage_rows, warehouses, graph = shape.stage_rows, shape.warehouses, shape.graph
     by_kind: dict[str, set[int]] = {}
     for kind, obj_id in changes:
         by_kind.setdefault(
@@ -584,7 +598,7 @@ def render_changes(
                 "role": role,
                 "base": base,
                 "can_promote": can_promote(role),
-                **pipeline_context(project, role),
+                **pipeline_context(project, role, shape=shape),
                 **timeline_context(project, graph),
             }
             per_role[role] += [
