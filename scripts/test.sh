@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One command: set up and run the whole test suite (fast, integration and browser layers).
-# Installs Debian's Chromium when missing and starts Redis/PostgreSQL when they are not answering.
+# Installs Debian's Chromium and Prometheus when missing and starts Redis/PostgreSQL when they
+# are not answering.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -10,6 +11,12 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 if [ ! -x /usr/bin/chromium ]; then
   echo "test: installing Debian's chromium for the browser tests"
   as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+# The prometheus metric provider's tests start their own server from this binary, on a free port
+# (not the package's service on 9090, which they never use).
+if [ ! -x /usr/bin/prometheus ]; then
+  echo "test: installing Debian's prometheus for the prometheus metric tests"
+  as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
 fi
 if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   echo "test: starting redis-server"
