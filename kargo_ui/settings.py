@@ -77,6 +77,8 @@ RECONCILE_INTERVAL = env_float("KARGO_RECONCILE_INTERVAL", 2.0)
 PROMOTION_HEARTBEAT_TIMEOUT = env_float("KARGO_PROMOTION_HEARTBEAT_TIMEOUT", 30.0)
 # A promotion whose worker died resumes (re-running its re-runnable steps) at most this often.
 PROMOTION_MAX_RESUMES = int(env_float("KARGO_PROMOTION_MAX_RESUMES", 3))
+# The longest one verification measurement may take (a metric's own timeout may be shorter).
+VERIFICATION_MEASUREMENT_TIMEOUT = env_float("KARGO_VERIFICATION_MEASUREMENT_TIMEOUT", 30.0)
 # Local (file://) git repositories are allowed only below these directories (colon-separated);
 # remote URLs are not affected. Default: $KARGO_DATA_DIR/repos and the demo's repositories.
 FILE_REPO_ROOTS = [p for p in env_str("KARGO_FILE_REPO_ROOTS").split(":") if p]
@@ -104,6 +106,7 @@ INSTALLED_APPS = [
     "projects",
     "freight",
     "stages",
+    "verification",
 ]
 
 MIDDLEWARE = [
@@ -280,6 +283,10 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
     "reconcile": {"task": "stages.tasks.reconcile", "schedule": RECONCILE_INTERVAL},
+    "reconcile-verifications": {
+        "task": "verification.tasks.reconcile_verifications",
+        "schedule": RECONCILE_INTERVAL,
+    },
 }
 
 # Every record ends at the root's console handler, whose filter masks credentials in URLs

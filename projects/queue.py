@@ -43,7 +43,10 @@ WAKE_TASKS = frozenset(
         "stages.tasks.start_next_promotion",
         "stages.tasks.resume_promotion",
         "stages.tasks.refresh_stage",
+        "stages.tasks.auto_promote",
         "freight.tasks.discover_warehouse",
+        "verification.tasks.start_verification",
+        "verification.tasks.measure_run",
     }
 )
 WAKE_MAX_BYTES = 128
@@ -66,6 +69,22 @@ def enqueue(task_name: str, *args: int) -> None:
 def enqueue_on_commit(task_name: str, *args: int) -> None:
     """enqueue() after the current transaction commits; at once when there is none."""
     transaction.on_commit(partial(enqueue, task_name, *args))
+
+
+def enqueue_later_on_commit(task_name: str, delay: float, *args: int) -> None:
+    """The task after `delay` seconds, once the transaction commits: a broker countdown, so no
+    worker sleeps through it. A process of the embedded mode without a worker cannot hold a
+    countdown: it wakes the server at once, and the task finds nothing due yet (the periodic
+    reconcile covers it)."""
+
+    def send() -> None:
+        app = current_app
+        if app.conf.task_always_eager or local_worker or not in_memory_broker():
+            app.tasks[task_name].apply_async(args, countdown=delay)
+        else:
+            send_wake(task_name, *args)
+
+    transaction.on_commit(send)
 
 
 def in_memory_broker() -> bool:

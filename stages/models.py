@@ -100,3 +100,7 @@ class AnalysisRun(ProjectScoped, Resource):
     stage = models.ForeignKey(
         Stage, on_delete=models.SET_NULL, null=True, blank=True, related_name="analysis_runs"
     )
+    # When the run next needs a worker: its next measurement's due time, or, while measurements
+    # are in flight, when they are taken as lost. NULL once the run has completed. The periodic
+    # reconcile sends a task for every run past it (verification.tasks.reconcile_verifications).
+    next_measure_at = models.DateTimeField(null=True, blank=True, db_index=True)
