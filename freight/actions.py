@@ -82,6 +82,8 @@ def do_create_freight(
         f"Freight/{name}",
     )
     broadcast_on_commit(project.id, "freight", freight.id)
+    # New Freight may be a Stage's auto-promotion candidate (the task is the stages app's).
+    enqueue_on_commit("stages.tasks.auto_promote", project.id)
     return freight, True
 
 

@@ -72,3 +72,25 @@ def add_verbs(sub, project_option: ProjectOption) -> None:
     p.add_argument("name")
     project_option(p, True)
     p.add_argument("--abort", action="store_true")
+
+    p = sub.add_parser(
+        "auto-promotion",
+        help="turn a Stage's auto-promotion on or off in the ProjectConfig (admin), or show it",
+    )
+    p.add_argument("kind", choices=["stage"])
+    p.add_argument("name")
+    project_option(p, True)
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--on", dest="enabled", action="store_const", const=True)
+    g.add_argument("--off", dest="enabled", action="store_const", const=False)
+
+
+def auto_promotion_lines(answer: dict) -> list[str]:
+    """What both CLIs print of a Stage's auto-promotion (the API's answer: stages.api)."""
+    state = "on" if answer["autoPromotionEnabled"] else "off"
+    lines = [f"stage/{answer['stage']} auto-promotion {state}"]
+    for key, hold in sorted((answer.get("autoPromotionHolds") or {}).items()):
+        by = f" by {hold['actor']}" if hold.get("actor") else ""
+        promotion = f" (promotion {hold['promotionName']})" if hold.get("promotionName") else ""
+        lines.append(f"  {key} held at Freight {hold.get('freightName', '?')}{by}{promotion}")
+    return lines

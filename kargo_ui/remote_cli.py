@@ -33,7 +33,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 import yaml
 
-from kargo_ui.cli_verbs import add_verbs
+from kargo_ui.cli_verbs import add_verbs, auto_promotion_lines
 
 DEFAULT_CONFIG = "~/.config/kargo-ui/config"
 CONFIG_KEYS = {"server", "token", "project"}
@@ -368,6 +368,17 @@ def do_verify(api: Api, args) -> int:
     return 0
 
 
+def do_auto_promotion(api: Api, args) -> int:
+    path = f"stages/{q(args.name)}/auto-promotion"
+    if args.enabled is None:
+        answer = api.json("GET", args.project, path)
+    else:
+        answer = api.json("POST", args.project, path, json={"enabled": args.enabled})
+    for line in auto_promotion_lines(answer):
+        print(line)
+    return 0
+
+
 def do_create(api: Api, args) -> int:
     body = {"name": args.name, "role": args.role, "expires": args.expires}
     created = api.json("POST", args.project, "tokens", json=body)
@@ -388,6 +399,7 @@ VERBS = {
     "approve": do_approve,
     "refresh": do_refresh,
     "verify": do_verify,
+    "auto-promotion": do_auto_promotion,
     "create": do_create,
 }
 

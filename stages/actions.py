@@ -1,6 +1,7 @@
 """Every state change of Stages and Promotions. Each runs in a transaction and broadcasts on commit."""
 
 import json
+import logging
 import os
 import socket
 import threading
@@ -16,16 +17,20 @@ from freight.models import Freight
 from kargo.conditions import condition, set_condition
 from kargo.durations import duration_seconds, format_duration
 from kargo.freight_ids import collection_id
-from kargo.specs import dump
+from kargo.specs import ProjectConfigSpec, dump
 from kargo.times import parse_rfc3339, rfc3339
 from projects.actions import record_event
 from projects.live import broadcast_on_commit
+from projects.models import ProjectConfig
 from projects.queue import enqueue_on_commit
 
+from . import autopromotion
 from .models import ClusterPromotionTask, Promotion, PromotionPhase, PromotionTask, Stage
 from .queries import availability
 
 ABORT_ANNOTATION = "kargo.akuity.io/abort"
+
+log = logging.getLogger(__name__)
 
 
 class PromotionError(ValueError):
@@ -107,6 +112,8 @@ def do_promote(stage: Stage, freight: Freight, actor: str, name: str = "") -> Pr
         raise PromotionError(
             f"Stage {stage.name} has no promotion steps (a control-flow Stage cannot be promoted to)"
         )
+    # A person's promotion holds the Stage's auto-promotion, or resumes it (autopromotion).
+    intent = autopromotion.promotion_intent(stage, freight, actor)
     with transaction.atomic():
         steps = inflate_steps(stage)
         template = stage.typed_spec.promotionTemplate
@@ -117,7 +124,7 @@ def do_promote(stage: Stage, freight: Freight, actor: str, name: str = "") -> Pr
             freight_name=freight.name,
             actor=actor,
             labels={"kargo.akuity.io/stage": stage.name},
-            annotations={"kargo.akuity.io/create-actor": actor},
+            annotations={"kargo.akuity.io/create-actor": actor, **intent},
             spec={
                 "stage": stage.name,
                 "freight": freight.name,
@@ -280,6 +287,12 @@ def do_finish(
         promotion.save(update_fields=["phase", "message", "finished_at", "status", "updated_at"])
         # The Stage's next promotion starts before this one's live updates go out (do_promote).
         enqueue_on_commit("stages.tasks.start_next_promotion", stage.id)
+        if phase != PromotionPhase.ABORTED:
+            # An aborted promotion's hold or resume intent is withdrawn with it (Kargo).
+            apply_hold_intent(stage, promotion)
+        if phase == PromotionPhase.SUCCEEDED:
+            # Freight verified by this may now be auto-promoted further down.
+            enqueue_on_commit("stages.tasks.auto_promote", stage.project_id)
         reason = {
             "Succeeded": "PromotionSucceeded",
             "Failed": "PromotionFailed",
@@ -655,3 +668,196 @@ def do_delete_stage(stage: Stage, actor: str) -> None:
         project_id, stage_id = stage.project_id, stage.id
         stage.delete()
         broadcast_on_commit(project_id, "stage", stage_id)
+
+
+# ---------------------------------------------------------------------------- auto-promotion
+
+
+def apply_hold_intent(stage: Stage, promotion: Promotion) -> None:
+    """An ended (not aborted) promotion's hold or resume intent becomes the Stage's durable
+    `status.autoPromotionHolds` (Kargo's syncPromotions replay), while auto-promotion is on (off,
+    holds mean nothing: the reconcile clears them). The caller holds the Stage's lock, and what
+    it saves of the Stage after this it builds from `stage.status`."""
+    intent = promotion.annotations
+    if not (
+        intent.get(autopromotion.HOLD_ANNOTATION) or intent.get(autopromotion.RESUME_ANNOTATION)
+    ):
+        return
+    if not autopromotion.enabled_now(stage):
+        return
+    requested = {autopromotion.origin_key(o) for o in autopromotion.origins(stage)}
+    held = stage.status.get("autoPromotionHolds") or {}
+    holds = autopromotion.held_with(held, promotion, requested)
+    if holds == held:
+        return
+    status = {k: v for k, v in stage.status.items() if k != "autoPromotionHolds"}
+    if holds:
+        status["autoPromotionHolds"] = holds
+    stage.status = status
+    stage.save(update_fields=["status"])
+    broadcast_on_commit(stage.project_id, "stage", stage.id)
+
+
+def auto_promotion_status(status: dict, stage: Stage, enabled: bool, open_promotions) -> dict:
+    """The Stage's status with auto-promotion's fields as they should be: autoPromotionEnabled
+    (omitted when false, as Kargo's omitempty does), the durable holds (none while disabled, none
+    for origins no longer requested) and the effective holds (durable plus open intent)."""
+    status = {
+        k: v
+        for k, v in status.items()
+        if k not in ("autoPromotionEnabled", "autoPromotionHolds", "effectiveAutoPromotionHolds")
+    }
+    if not enabled:
+        return status
+    status["autoPromotionEnabled"] = True
+    requested = {autopromotion.origin_key(o) for o in autopromotion.origins(stage)}
+    held = {
+        k: v for k, v in (stage.status.get("autoPromotionHolds") or {}).items() if k in requested
+    }
+    if held:
+        status["autoPromotionHolds"] = held
+    effective = autopromotion.effective_holds(held, autopromotion.origins(stage), open_promotions)
+    if effective:
+        status["effectiveAutoPromotionHolds"] = effective
+    return status
+
+
+def sync_auto_promotion_status(stage: Stage, enabled: bool, open_promotions) -> None:
+    """Write the Stage's auto-promotion status fields when they changed (under the Stage's lock,
+    read again: a promotion may be ending meanwhile); nothing is written when they did not."""
+    if auto_promotion_status(stage.status, stage, enabled, open_promotions) == stage.status:
+        return
+    with transaction.atomic():
+        locked = Stage.objects.select_for_update().get(id=stage.id)
+        wanted = auto_promotion_status(locked.status, locked, enabled, open_promotions)
+        if wanted != locked.status:
+            locked.status = wanted
+            locked.save(update_fields=["status"])
+            broadcast_on_commit(locked.project_id, "stage", locked.id)
+        stage.status = locked.status
+
+
+def promote_candidate(stage: Stage, freight: Freight) -> Promotion | None:
+    """Auto-promote the Freight into the Stage unless, under the Stage's lock, it turns out
+    current, already on its way, or failed last time (a second reconcile got there first)."""
+    with transaction.atomic():
+        locked = Stage.objects.select_for_update().get(id=stage.id)
+        if autopromotion.current_in(locked.status, freight.origin_name) == freight.name:
+            return None
+        open_phases = autopromotion.OPEN_PHASES
+        if Promotion.objects.filter(
+            stage=locked, freight_name=freight.name, phase__in=open_phases
+        ).exists():
+            return None
+        if autopromotion.last_attempt_failed(locked, freight.name):
+            return None
+        return do_promote(stage, freight, autopromotion.CONTROLLER_ACTOR)
+
+
+def do_auto_promote(project_id: int) -> list[Promotion]:
+    """One auto-promotion pass over a project (stages.autopromotion has the rules): mirror each
+    Stage's policy in its status, and promote each enabled Stage's candidate Freight, per origin,
+    unless it is current, on its way, failed last time, or held. Returns the promotions made.
+
+    Reads: the ProjectConfig, the Stages and their open promotions (three queries), then per
+    enabled Stage and origin its candidate; a promotion's history only for a candidate that is
+    not current yet. A policy that cannot be evaluated stops the pass (logged), as it stops
+    Kargo's Stage reconcile, until it is fixed."""
+    policies = autopromotion.policies_of(project_id)
+    stages = list(Stage.objects.filter(project_id=project_id).select_related("project"))
+    try:
+        enabled = {s.id: autopromotion.enables(policies, s.name, s.labels) for s in stages}
+    except autopromotion.PolicyError as exc:
+        log.warning("auto-promotion in project %s stopped: %s", project_id, exc)
+        return []
+    opened = autopromotion.open_promotions([s.id for s in stages if enabled[s.id]])
+    for stage in stages:
+        sync_auto_promotion_status(stage, enabled[stage.id], opened.get(stage.id, []))
+    by_name = {s.name: s for s in stages}
+    scans: dict[str, autopromotion.FreightScan] = {}
+    created = []
+    for stage in stages:
+        if not enabled[stage.id] or not stage.typed_spec.steps:
+            continue  # a control-flow Stage takes no promotions
+        held = stage.status.get("effectiveAutoPromotionHolds") or {}
+        for origin in autopromotion.origins(stage):
+            if autopromotion.origin_key(origin) in held:
+                continue
+            pick = autopromotion.candidate(stage, origin, by_name, scans)
+            if pick is None or autopromotion.current_in(stage.status, origin) == pick.name:
+                continue
+            if any(p.freight_name == pick.name for p in opened[stage.id]):
+                continue
+            if autopromotion.last_attempt_failed(stage, pick.name):
+                continue
+            try:
+                promotion = promote_candidate(stage, pick)
+            except PromotionError as exc:
+                # A promotion the Stage cannot take (a missing PromotionTask, say) is the
+                # Stage's to fix; the next pass tries again.
+                log.warning("auto-promotion of %s into %s: %s", pick.name, stage.name, exc)
+                continue
+            if promotion is not None:
+                created.append(promotion)
+    return created
+
+
+class AutoPromotionError(ValueError):
+    """A change of auto-promotion that cannot be made; the message is for the user."""
+
+
+def do_set_auto_promotion(project, stage_name: str, enabled: bool, actor: str) -> ProjectConfig:
+    """Turn auto-promotion of one Stage on or off, where Kargo keeps it: a `stage: <name>` policy
+    in the project's ProjectConfig (created when the project has none), first in the list unless
+    the policy already deciding for the Stage is that one, so that it is the one that decides.
+    The Stage's status follows at once; turning it off clears the Stage's holds, turning it on
+    starts the Stage's candidate on its way."""
+    with transaction.atomic():
+        stage = Stage.objects.select_for_update().filter(project=project, name=stage_name).first()
+        if stage is None:
+            raise AutoPromotionError(f"Stage {stage_name!r} not found in project {project.name}")
+        config = ProjectConfig.objects.select_for_update().filter(project=project).first()
+        created = config is None
+        if created:
+            config = ProjectConfig(project=project, name=project.name, spec={})
+        before = config.spec.get("promotionPolicies")
+        policies = [dict(p) for p in before or []]
+        typed = autopromotion.policies_in({"promotionPolicies": policies})
+        try:
+            deciding = autopromotion.matching_policy(typed, stage.name, stage.labels)
+        except autopromotion.PolicyError:
+            deciding = None  # a broken policy cannot decide: ours goes first
+        if deciding is not None and deciding.stage == stage.name:
+            policies[typed.index(deciding)]["autoPromotionEnabled"] = enabled
+        else:
+            policies = [p for p in policies if p.get("stage") != stage.name]
+            policies.insert(0, {"stage": stage.name, "autoPromotionEnabled": enabled})
+        spec = dump(
+            ProjectConfigSpec.model_validate({**config.spec, "promotionPolicies": policies})
+        )
+        if spec != config.spec:
+            config.spec = spec
+            if created:
+                config.save()
+            else:
+                config.generation += 1
+                config.save(update_fields=["spec", "generation"])
+        record_event(
+            project,
+            "AutoPromotionEnabled" if enabled else "AutoPromotionDisabled",
+            actor,
+            f"Auto-promotion of Stage {stage.name} {'enabled' if enabled else 'disabled'} "
+            f"(ProjectConfig {config.name})",
+            f"Stage/{stage.name}",
+            before={"promotionPolicies": before},
+            after={"promotionPolicies": spec["promotionPolicies"]},
+        )
+        opened = autopromotion.open_promotions([stage.id]) if enabled else {}
+        wanted = auto_promotion_status(stage.status, stage, enabled, opened.get(stage.id, []))
+        if wanted != stage.status:
+            stage.status = wanted
+            stage.save(update_fields=["status"])
+        broadcast_on_commit(project.id, "stage", stage.id)
+        if enabled:
+            enqueue_on_commit("stages.tasks.auto_promote", project.id)
+    return config

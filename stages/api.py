@@ -4,7 +4,7 @@ Kargo. Authentication is an API token or the Django session (with its CSRF token
 projects.web.api_view."""
 
 from django.http import Http404, JsonResponse
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from freight.actions import do_approve
 from freight.models import Freight
@@ -14,6 +14,7 @@ from projects.queries import get_or_404
 from projects.web import api_view, body_of
 
 from . import actions
+from .autopromotion import auto_promotion_answer
 from .models import Promotion, Stage
 from .queries import freight_by_key, newest_available
 
@@ -119,3 +120,22 @@ def abort(request, project, name):
     actions.do_abort(promotion, actor_of(request))
     promotion.refresh_from_db()
     return JsonResponse(to_manifest("Promotion", promotion))
+
+
+@require_http_methods(["GET", "POST"])
+@api_view
+def auto_promotion(request, project, stage):
+    """GET: whether the Stage auto-promotes and the holds in force (any member). POST
+    {"enabled": true|false}: turn it on or off, which writes the project's ProjectConfig: an
+    admin's change, as editing a ProjectConfig is in Kargo (and so a promoter cannot give
+    themselves promotions nobody asked for)."""
+    needed = Needs.READ if request.method == "GET" else Needs.MANAGE
+    project, _ = get_project_for_request(request, project, needed)
+    obj = get_or_404(Stage.objects, f"stage {stage!r}", project=project, name=stage)
+    if request.method == "POST":
+        enabled = body_of(request).get("enabled")
+        if not isinstance(enabled, bool):
+            raise ValueError('give {"enabled": true} or {"enabled": false}')
+        actions.do_set_auto_promotion(project, obj.name, enabled, actor_of(request))
+        obj.refresh_from_db(fields=["status"])
+    return JsonResponse(auto_promotion_answer(obj))

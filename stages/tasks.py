@@ -13,8 +13,8 @@ from freight.actions import discovery_due
 from freight.models import Warehouse
 from freight.tasks import discover_warehouse
 
-from . import engine
-from .actions import do_handle_refresh
+from . import autopromotion, engine
+from .actions import do_auto_promote, do_handle_refresh
 from .models import Promotion, PromotionPhase, Stage
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,12 @@ def resume_promotion(promotion_id: int) -> None:
 def refresh_stage(stage_id: int) -> None:
     do_handle_refresh(stage_id)
     engine.start_next(stage_id)
+
+
+@shared_task
+def auto_promote(project_id: int) -> None:
+    """A nudge: new Freight, or Freight newly verified, may be a Stage's candidate now."""
+    do_auto_promote(project_id)
 
 
 def heads_waiting(since, resend) -> list[tuple[int, int]]:
@@ -73,7 +79,8 @@ def reconcile() -> None:
     """Level-triggered sweep: finds work that no task picked up. A promotion whose start task was
     lost (a wake sent while no server listened, a worker killed before it claimed the promotion),
     a worker that died mid-step (its promotion is resumed), a Warehouse whose discovery interval
-    elapsed: each is found here within a few seconds."""
+    elapsed, a Stage's auto-promotion candidate (stages.autopromotion): each is found here
+    within a few seconds."""
     now = timezone.now()
     engine.recover_lost(now)
     resend = now - timedelta(seconds=settings.PROMOTION_HEARTBEAT_TIMEOUT)
@@ -98,3 +105,6 @@ def reconcile() -> None:
     ):
         if discovery_due(warehouse, now):
             discover_warehouse.delay(warehouse.id)
+    # Level-triggered auto-promotion: one query when no project has promotion policies.
+    for project_id in autopromotion.projects_to_reconcile():
+        do_auto_promote(project_id)

@@ -28,6 +28,11 @@ urlpatterns = [
         name="api-reverify",
     ),
     path(
+        "api/v1/projects/<str:project>/stages/<str:stage>/auto-promotion",
+        api.auto_promotion,
+        name="api-auto-promotion",
+    ),
+    path(
         "api/v1/projects/<str:project>/freight/<str:freight>/approve",
         api.approve,
         name="api-approve",

@@ -142,12 +142,13 @@ def data_dir(settings, tmp_path):
 
 @pytest.fixture
 def demo(transactional_db, data_dir):
-    """The seeded kargo-demo project: real git repositories, a Warehouse and test -> uat -> prod."""
+    """The seeded kargo-demo project: real git repositories, a Warehouse and test -> uat -> prod,
+    before any promotion (without the demo's auto-promotion of test)."""
     from django.core.management import call_command
 
     from projects.models import Project
 
-    call_command("demo", stdout=open(os.devnull, "w"))
+    call_command("demo", "--no-auto-promotion", stdout=open(os.devnull, "w"))
     return Project.objects.get(name="kargo-demo")
 
 

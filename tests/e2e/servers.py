@@ -148,9 +148,10 @@ def manage(env: dict, *args: str, timeout: float = 180) -> str:
 
 
 def seed_demo(env: dict) -> None:
-    """Create the schema and the demo project the servers then run."""
+    """Create the schema and the demo project the servers then run (before any promotion:
+    without the demo's auto-promotion of test, which the tests would race)."""
     manage(env, "migrate", "--noinput")
-    manage(env, "demo")
+    manage(env, "demo", "--no-auto-promotion")
 
 
 # The commands of the two runtime modes. Embedded: `manage.py serve` runs daphne, the Celery

@@ -1,6 +1,8 @@
 """`manage.py demo`: seeds project kargo-demo with real local git repositories, so a person can
 promote Freight through test -> uat -> prod and watch the rendered manifests land on the
-stage/<name> branches. Safe to run again: existing repositories and objects are kept."""
+stage/<name> branches. Its ProjectConfig auto-promotes test, so new Freight flows into test by
+itself (`--no-auto-promotion` leaves it out: the demo as it is before any promotion, which the
+tests start from). Safe to run again: existing repositories and objects are kept."""
 
 import os
 import subprocess
@@ -160,6 +162,21 @@ spec:
 """ + "".join(stages)
 
 
+# The demo's first Stage takes new Freight by itself (stages.autopromotion).
+PROJECT_CONFIG = """---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: ProjectConfig
+metadata:
+  name: kargo-demo
+  namespace: kargo-demo
+spec:
+  promotionPolicies:
+  - stageSelector:
+      name: test
+    autoPromotionEnabled: true
+"""
+
+
 def older_freight(app: Path) -> str:
     """Freight for the releases before the newest, so the timeline has history from the start
     (a Warehouse itself only ever makes Freight of the newest artifacts, as in Kargo)."""
@@ -218,6 +235,13 @@ class Command(BaseCommand):
         "Seed the kargo-demo project with local git repositories and a test -> uat -> prod pipeline"
     )
 
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--no-auto-promotion",
+            action="store_true",
+            help="leave out the ProjectConfig that auto-promotes Stage test",
+        )
+
     def handle(self, *args, **opts):
         root = settings.DATA_DIR / "demo"
         repos = root / "repos"
@@ -241,6 +265,8 @@ class Command(BaseCommand):
                 gitops, root / "work" / "gitops", [("GitOps base and stage overlays", files, "")]
             )
         text = manifest_text(app.as_uri(), gitops.as_uri()) + older_freight(app)
+        if not opts["no_auto_promotion"]:
+            text += PROJECT_CONFIG
         (root / "kargo-demo.yaml").write_text(text)
         for line in manifests.apply_text(text, str(root / "kargo-demo.yaml"), actor="demo-seed"):
             self.stdout.write(line)

@@ -18,7 +18,7 @@ from freight.actions import delete_guard, do_approve, do_request_refresh
 from freight.models import Freight, Warehouse
 from kargo.specs import KINDS
 from kargo_ui import manifests
-from kargo_ui.cli_verbs import ROLES, add_verbs
+from kargo_ui.cli_verbs import ROLES, add_verbs, auto_promotion_lines
 from projects import oidc
 from projects.actions import do_set_membership, record_event
 from projects.audit import audit_context
@@ -36,7 +36,9 @@ from stages.actions import (
     do_promote,
     do_refresh_stage,
     do_reverify,
+    do_set_auto_promotion,
 )
+from stages.autopromotion import auto_promotion_answer
 from stages.models import Promotion, Stage
 from stages.queries import current_freight_names, newest_available
 
@@ -58,7 +60,10 @@ def server_project_option(parser, needed: bool) -> None:
 
 
 class Command(BaseCommand):
-    help = "Kargo CLI verbs: apply, get, delete, promote, approve, refresh, verify, create token"
+    help = (
+        "Kargo CLI verbs: apply, get, delete, promote, approve, refresh, verify, auto-promotion, "
+        "create token"
+    )
 
     def add_arguments(self, parser):
         parser.add_argument(
@@ -100,7 +105,7 @@ class Command(BaseCommand):
         verb = opts["verb"]
         try:
             with audit_context(Surface.CLI, actor=opts["actor"]):
-                getattr(self, f"do_{verb}")(opts)
+                getattr(self, f"do_{verb.replace('-', '_')}")(opts)
         except manifests.ManifestError as exc:
             raise CommandError("\n".join(exc.errors)) from None
         except ValueError as exc:
@@ -361,6 +366,19 @@ class Command(BaseCommand):
         else:
             info = do_reverify(stage, opts["actor"])
             self.stdout.write(f"stage/{stage.name} verification {info['phase']}")
+
+    def do_auto_promotion(self, opts):
+        project = Project.objects.filter(name=opts["project"]).first()
+        if project is None:
+            raise CommandError(f"project {opts['project']!r} not found")
+        stage = Stage.objects.filter(project=project, name=opts["name"]).first()
+        if stage is None:
+            raise CommandError(f"Stage {opts['name']!r} not found in project {project.name!r}")
+        if opts["enabled"] is not None:
+            do_set_auto_promotion(project, stage.name, opts["enabled"], opts["actor"])
+            stage.refresh_from_db(fields=["status"])
+        for line in auto_promotion_lines(auto_promotion_answer(stage)):
+            self.stdout.write(line)
 
 
 TOKEN_KINDS = ("token", "tokens")
