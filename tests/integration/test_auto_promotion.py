@@ -11,7 +11,9 @@ from datetime import timedelta
 import httpx
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from freight.actions import do_create_freight
@@ -29,6 +31,7 @@ from stages.autopromotion import (
     HOLD_ANNOTATION,
     RESUME_ANNOTATION,
     auto_promotion_state,
+    projects_to_reconcile,
 )
 from stages.models import Promotion, Stage
 
@@ -282,6 +285,47 @@ def test_auto_promotions_never_set_holds_and_disabling_clears_them(project):
     configure(project, {"stage": "test", "autoPromotionEnabled": False})
     do_promote(stage("test"), older, actor="email:ann@example.com")
     assert HOLD_ANNOTATION not in promotions("test")[-1].annotations
+
+
+# ---------------------------------------------------------------------------- cost
+
+
+def test_the_reconcile_asks_once_when_no_project_has_policies(project):
+    new_freight(project)
+    with CaptureQueriesContext(connection) as ctx:
+        assert projects_to_reconcile() == []
+    assert len(ctx.captured_queries) == 1
+
+
+def test_a_pass_reads_as_much_for_many_stages_as_for_few(project):
+    def add_stages(*names):
+        for name in names:
+            Stage.objects.create(project=project, name=name, spec=stage_spec({"direct": True}))
+
+    def reads() -> int:
+        with CaptureQueriesContext(connection) as ctx:
+            assert do_auto_promote(project.id) == []
+        return len(ctx.captured_queries)
+
+    configure(project, {"stageSelector": {"name": "glob:*"}, "autoPromotionEnabled": True})
+    add_stages("d1", "d2")
+    new_freight(project)
+    few = reads()
+    add_stages(*(f"e{i}" for i in range(8)))
+    new_freight(project)  # every Stage takes it
+    assert all(current(s.name) for s in Stage.objects.all())
+    assert reads() == few  # the project's Stages share their reads
+
+
+def test_a_stage_whose_policy_went_away_is_marked_off(project):
+    configure(project, AUTO_TEST)
+    new_freight(project)
+    assert stage("test").status["autoPromotionEnabled"] is True
+    ProjectConfig.objects.all().delete()
+    assert projects_to_reconcile() == [project.id]  # found by its status alone
+    tasks.reconcile()
+    assert "autoPromotionEnabled" not in stage("test").status
+    assert projects_to_reconcile() == []
 
 
 # ---------------------------------------------------------------------------- on / off
