@@ -626,3 +626,18 @@ def stamp(when: datetime) -> str:
 
 def start_measurement(now: datetime) -> dict:
     return {"phase": RUNNING, "startedAt": stamp(now)}
+
+
+def close_in_flight(results: list[dict], now: datetime) -> None:
+    """A run that ended (early stop, abort) with measurements still in flight: they end
+    Inconclusive "Metric Terminated", as Argo terminates a measurement in progress, and are not
+    counted; a late answer for them is discarded."""
+    for result in results:
+        measurements = result.get("measurements") or []
+        if measurements and measurements[-1].get("phase") == RUNNING:
+            measurements[-1] = {
+                **measurements[-1],
+                "phase": INCONCLUSIVE,
+                "message": "Metric Terminated",
+                "finishedAt": stamp(now),
+            }

@@ -71,8 +71,12 @@ class Needs:
     """The role each action needs, after the rules of Kargo's project roles
     (pkg/controller/management/projects): a viewer gets, lists and watches; a promoter also holds
     `promote` on Stages, `create` on Promotions and `patch` on freights/status (approval); only an
-    admin holds `patch` on Stages and Promotions, which is what reverify, abort verification and
-    abort promotion are, and `*` on everything else (apply, delete, API tokens).
+    admin holds `patch` on Promotions (abort promotion) and `*` on everything else (apply,
+    delete, API tokens).
+
+    Reverify and abort verification are held at promoter, not at admin as Kargo's `patch` on
+    Stages would have it: whoever may move Freight into a Stage may re-check it there or stop a
+    check that hangs (the dashboard's users asked for this; issue 8).
 
     Refresh is held at promoter: Kargo's current server asks only `get` for it, but here a
     refresh starts git discovery on the server, which is more than a viewer's look."""
@@ -81,8 +85,8 @@ class Needs:
     PROMOTE = Role.PROMOTER
     APPROVE = Role.PROMOTER
     REFRESH = Role.PROMOTER
-    REVERIFY = Role.ADMIN
-    ABORT_VERIFICATION = Role.ADMIN
+    REVERIFY = Role.PROMOTER
+    ABORT_VERIFICATION = Role.PROMOTER
     ABORT_PROMOTION = Role.ADMIN
     MANAGE = Role.ADMIN
 

@@ -14,6 +14,7 @@ from django.utils import timezone
 from ulid import ULID
 
 from freight.models import Freight
+from kargo import analysis
 from kargo.conditions import condition, set_condition
 from kargo.durations import duration_seconds, format_duration
 from kargo.freight_ids import collection_id
@@ -25,8 +26,15 @@ from projects.models import ProjectConfig
 from projects.queue import enqueue_on_commit
 
 from . import autopromotion
-from .models import ClusterPromotionTask, Promotion, PromotionPhase, PromotionTask, Stage
-from .queries import availability
+from .models import (
+    AnalysisRun,
+    ClusterPromotionTask,
+    Promotion,
+    PromotionPhase,
+    PromotionTask,
+    Stage,
+)
+from .queries import availability, latest_verification_of
 
 ABORT_ANNOTATION = "kargo.akuity.io/abort"
 
@@ -162,6 +170,10 @@ def do_start_next(stage_id: int, claimed_by: str | None = None) -> Promotion | N
     with transaction.atomic():
         stage = Stage.objects.select_for_update().get(id=stage_id)
         if Promotion.objects.filter(stage=stage, phase=PromotionPhase.RUNNING).exists():
+            return None
+        if verification_in_progress(stage):
+            # The next promotion waits for the current Freight's verification; its end
+            # (do_update_verification, do_abort_verification) starts the queue again.
             return None
         head = (
             Promotion.objects.filter(stage=stage, phase=PromotionPhase.PENDING)
@@ -414,25 +426,10 @@ def record_on_stage(stage: Stage, promotion: Promotion, phase: str, message: str
         conditions = set_condition(
             conditions, condition("Healthy", True, "Healthy", "Stage is healthy", now)
         )
-        verified = verification["phase"] == "Successful"
-        reason = "Verified" if verified else "VerificationError"
-        conditions = set_condition(
-            conditions,
-            condition(
-                "Verified", verified, reason, verification.get("message", "Freight verified"), now
-            ),
-        )
-        conditions = set_condition(
-            conditions,
-            condition(
-                "Ready",
-                verified,
-                reason,
-                "Stage is ready" if verified else verification["message"],
-                now,
-            ),
-        )
-        move_freight(stage, collection, verified, now)
+        conditions = verification_conditions(conditions, verification, now)
+        move_freight(stage, collection, verification["phase"] == "Successful", now)
+        if verification["phase"] == "Pending":
+            enqueue_on_commit("verification.tasks.start_verification", stage.id)
     else:
         conditions = set_condition(
             conditions,
@@ -547,50 +544,144 @@ def do_init_stage_status(stage: Stage) -> None:
 
 def new_verification(stage: Stage, actor: str, now) -> dict:
     """A VerificationInfo for the Stage's current Freight. Without spec.verification Kargo records
-    an immediate Successful verification; AnalysisTemplate verification is not available on this
-    server yet, so such Stages get Kargo's own answer for a controller without Argo Rollouts: Error."""
-    info = {
-        "id": str(uuid.uuid4()),
-        "actor": actor,
-        "startTime": rfc3339(now),
-        "finishTime": rfc3339(now),
-    }
+    an immediate Successful verification; with it the verification is Pending until the
+    verification app has created its AnalysisRun (verification.actions.do_start_verification)."""
+    info = {"id": str(uuid.uuid4()), "actor": actor, "startTime": rfc3339(now)}
     if stage.typed_spec.verification:
-        return {
-            **info,
-            "phase": "Error",
-            "message": "Rollouts integration is disabled on this controller: cannot start verification",
-        }
-    return {**info, "phase": "Successful"}
+        return {**info, "phase": "Pending", "message": "Waiting for the AnalysisRun to start"}
+    return {**info, "phase": "Successful", "finishTime": rfc3339(now)}
+
+
+VERIFICATION_REASONS = {
+    "Successful": "Verified",
+    "Failed": "VerificationFailed",
+    "Error": "VerificationErrored",
+    "Inconclusive": "VerificationInconclusive",
+    "Aborted": "VerificationAborted",
+}
+
+
+def verification_conditions(conditions: list[dict], info: dict, now) -> list[dict]:
+    """The Stage's Verified and Ready conditions for its latest verification: Unknown while it
+    is Pending or Running (the Stage shows Verifying), then True or False with Kargo's reason."""
+    phase = info.get("phase")
+    if phase in ("Pending", "Running"):
+        message = info.get("message") or "Verification in progress"
+        conditions = set_condition(
+            conditions, condition("Verified", None, "Verifying", message, now)
+        )
+        return set_condition(conditions, condition("Ready", None, "Verifying", message, now))
+    ok = phase == "Successful"
+    reason = VERIFICATION_REASONS.get(phase, "VerificationErrored")
+    message = info.get("message") or ("Freight verified" if ok else f"Verification {phase}")
+    conditions = set_condition(conditions, condition("Verified", ok, reason, message, now))
+    return set_condition(
+        conditions, condition("Ready", ok, reason, "Stage is ready" if ok else message, now)
+    )
+
+
+def latest_verification(stage: Stage) -> dict | None:
+    """The newest VerificationInfo of the Stage's current Freight."""
+    return latest_verification_of(stage.status)
+
+
+def verification_in_progress(stage: Stage) -> bool:
+    latest = latest_verification(stage)
+    return bool(latest and latest.get("phase") in ("Pending", "Running"))
+
+
+def do_update_verification(stage_id: int, info_id: str, changes: dict) -> Stage | None:
+    """Write `changes` (phase, message, analysisRun, finishTime) into the VerificationInfo
+    `info_id` of the Stage's current Freight (the verification app calls this as its run
+    starts and ends). When it is the latest and it ended, the Stage's conditions follow it and,
+    on Successful, the Freight is verified in the Stage; the Stage's queue may then move on.
+    An info that is no longer the current Freight's (it moved on) changes nothing."""
+    now = timezone.now()
+    with transaction.atomic():
+        stage = Stage.objects.select_for_update().filter(id=stage_id).first()
+        history = list((stage.status.get("freightHistory") or []) if stage else [])
+        if not history:
+            return None
+        infos = list(history[0].get("verificationHistory") or [])
+        index = next((i for i, v in enumerate(infos) if v.get("id") == info_id), None)
+        if index is None:
+            return None
+        infos[index] = {**infos[index], **changes}
+        history[0] = {**history[0], "verificationHistory": infos}
+        status = {**stage.status, "freightHistory": history}
+        if index == 0:
+            status["conditions"] = verification_conditions(
+                stage.status.get("conditions", []), infos[0], now
+            )
+        stage.status = status
+        stage.save(update_fields=["status"])
+        ended = index == 0 and infos[0].get("phase") not in ("Pending", "Running")
+        if ended and infos[0]["phase"] == "Successful":
+            mark_verified(stage, history[0], now)
+            # Freight newly verified here may now auto-promote downstream.
+            enqueue_on_commit("stages.tasks.auto_promote", stage.project_id)
+        if ended:
+            enqueue_on_commit("stages.tasks.start_next_promotion", stage.id)
+        broadcast_on_commit(stage.project_id, "stage", stage.id)
+    return stage
+
+
+def mark_verified(stage: Stage, collection: dict, now) -> None:
+    """The collection's Freight is verified in the Stage (soak counts from now)."""
+    names = [i["name"] for i in (collection.get("items") or {}).values()]
+    for freight in Freight.objects.select_for_update().filter(
+        project_id=stage.project_id, name__in=names
+    ):
+        verified_in = dict(freight.status.get("verifiedIn", {}))
+        if stage.name in verified_in:
+            continue
+        verified_in[stage.name] = {"verifiedAt": rfc3339(now)}
+        freight.status = {**freight.status, "verifiedIn": verified_in}
+        freight.save(update_fields=["status"])
+        broadcast_on_commit(stage.project_id, "freight", freight.id)
 
 
 def do_reverify(stage: Stage, actor: str) -> dict:
-    """Kargo's reverify: a new verification of the Stage's current Freight."""
+    """Kargo's reverify: a new verification of the Stage's current Freight. One in progress is
+    stopped first."""
     now = timezone.now()
     with transaction.atomic():
         stage = Stage.objects.select_for_update().get(id=stage.id)
         history = list(stage.status.get("freightHistory") or [])
         if not history:
             raise PromotionError(f"Stage {stage.name} has no Freight to verify")
+        superseded = latest_verification(stage) if verification_in_progress(stage) else None
+        if superseded:
+            # The run in progress stops; its verification is recorded as Aborted (Kargo's phase
+            # for a verification that did not run to its end) before the new one starts.
+            message = f"Superseded by a reverification requested by {actor}"
+            run_ref = superseded.get("analysisRun")
+            terminate_run(stage.project_id, run_ref, "Failed", message, now)
+            if run_ref:
+                superseded = {**superseded, "analysisRun": {**run_ref, "phase": "Failed"}}
+            history[0] = {
+                **history[0],
+                "verificationHistory": [
+                    {
+                        **superseded,
+                        "phase": "Aborted",
+                        "message": message,
+                        "finishTime": rfc3339(now),
+                    },
+                    *history[0]["verificationHistory"][1:],
+                ],
+            }
         info = new_verification(stage, actor, now)
         current = dict(history[0])
         current["verificationHistory"] = ([info] + list(current.get("verificationHistory") or []))[
             :10
         ]
         history[0] = current
-        ok = info["phase"] == "Successful"
-        conditions = set_condition(
-            stage.status.get("conditions", []),
-            condition(
-                "Verified",
-                ok,
-                "Verified" if ok else "VerificationError",
-                info.get("message", "Freight verified"),
-                now,
-            ),
-        )
+        conditions = verification_conditions(stage.status.get("conditions", []), info, now)
         stage.status = {**stage.status, "freightHistory": history, "conditions": conditions}
         stage.save(update_fields=["status"])
+        if info["phase"] == "Pending":
+            enqueue_on_commit("verification.tasks.start_verification", stage.id)
         record_event(
             stage.project,
             "FreightVerificationRequested",
@@ -604,38 +695,69 @@ def do_reverify(stage: Stage, actor: str) -> dict:
 
 def do_abort_verification(stage: Stage, actor: str) -> None:
     """Kargo's abort: the running verification of the current Freight ends Failed with
-    "Verification aborted by user" (Kargo records Failed, not Aborted)."""
+    "Verification aborted by user" (Kargo records Failed, not Aborted) and the aborting actor;
+    its AnalysisRun is terminated (no measurement starts after this commit, and one in flight is
+    discarded when it returns)."""
     now = timezone.now()
     with transaction.atomic():
         stage = Stage.objects.select_for_update().get(id=stage.id)
         history = list(stage.status.get("freightHistory") or [])
-        latest = (history[0].get("verificationHistory") or [None])[0] if history else None
+        latest = latest_verification(stage)
         if not latest or latest.get("phase") not in ("Pending", "Running"):
             raise PromotionError(f"Stage {stage.name} has no verification in progress to abort")
+        message = "Verification aborted by user"
+        run_ref = latest.get("analysisRun") or {}
         aborted = {
             **latest,
+            "actor": actor,
             "phase": "Failed",
-            "message": "Verification aborted by user",
+            "message": message,
             "finishTime": rfc3339(now),
         }
+        if run_ref:
+            aborted["analysisRun"] = {**run_ref, "phase": "Failed"}
+        terminate_run(stage.project_id, run_ref, "Failed", message, now)
         history[0] = {
             **history[0],
             "verificationHistory": [aborted, *history[0]["verificationHistory"][1:]],
         }
-        conditions = set_condition(
-            stage.status.get("conditions", []),
-            condition("Verified", False, "VerificationFailed", "Verification aborted by user", now),
-        )
+        conditions = verification_conditions(stage.status.get("conditions", []), aborted, now)
         stage.status = {**stage.status, "freightHistory": history, "conditions": conditions}
-        stage.save(update_fields=["status", "updated_at"])
+        stage.save(update_fields=["status"])
         record_event(
             stage.project,
             "FreightVerificationAborted",
             actor,
-            f"Verification of Stage {stage.name} aborted",
+            f"Verification of Stage {stage.name} aborted by {actor}",
             f"Stage/{stage.name}",
         )
+        enqueue_on_commit("stages.tasks.start_next_promotion", stage.id)
         broadcast_on_commit(stage.project_id, "stage", stage.id)
+
+
+def terminate_run(project_id: int, run_ref: dict | None, phase: str, message: str, now) -> None:
+    """End the AnalysisRun a verification started (spec.terminate, as Argo's TerminateRun): no
+    measurement starts after this commit, and one in flight is discarded when it returns."""
+    run = (
+        AnalysisRun.objects.select_for_update()
+        .filter(project_id=project_id, name=(run_ref or {}).get("name"))
+        .first()
+    )
+    if run is None or run.status.get("completedAt"):
+        return
+    run.spec = {**run.spec, "terminate": True}
+    results = [dict(r) for r in run.status.get("metricResults") or []]
+    analysis.close_in_flight(results, now)
+    run.status = {
+        **run.status,
+        "phase": phase,
+        "message": message,
+        "metricResults": results,
+        "completedAt": rfc3339(now),
+    }
+    run.next_measure_at = None
+    run.save(update_fields=["spec", "status", "next_measure_at"])
+    broadcast_on_commit(project_id, "analysisrun", run.id)
 
 
 def do_delete_stage(stage: Stage, actor: str) -> None:

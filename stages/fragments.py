@@ -24,7 +24,7 @@ from django.utils.safestring import mark_safe
 
 from freight.models import Freight, Warehouse
 from freight.queries import freight_total
-from projects.access import can_abort, can_promote
+from projects.access import Needs, can_abort, can_promote, has_role
 from projects.live import current_seq
 from projects.models import Event, Project
 from projects.templatetags.kargo import phase_class
@@ -32,7 +32,7 @@ from projects.web import PAGE
 
 from . import queries
 from .graph import Layout, layout, pipeline_order
-from .models import Promotion, PromotionPhase, Stage
+from .models import AnalysisRun, Promotion, PromotionPhase, Stage
 
 # Stage colours come from the name, so adding a Stage never repaints the others. No red: it
 # reads as failure.
@@ -333,6 +333,7 @@ def stage_cards(
                 ],
                 active=active.get(stage.id),
                 pending=pending.get(stage.id, 0),
+                reason=queries.phase_reason(stage),
             )
             card = render_to_string(f"{PAGE}#stage-card", {"v": view, "base": base})
             html[stage.id] = (card, view.phase)
@@ -443,13 +444,47 @@ def stage_context(project: Project, stage: Stage, role: str) -> dict:
     promotions = queries.recent_promotions(stage)
     names = queries.current_freight_names(stage.status)
     current = list(Freight.objects.filter(project=project, name__in=names)) if names else []
+    history = stage.status.get("freightHistory") or []
+    verifications = (history[0].get("verificationHistory") or []) if history else []
+    latest = verifications[0] if verifications else {}
     return {
+        "base": project_base(project),
         "stage": stage,
         "stage_phase": queries.stage_phase(stage),
         "stage_current": current,
         "stage_promotions": promotions,
         "stage_candidates": queries.promotable_freight(stage),
+        "stage_verifications": verifications,
+        "stage_verifying": latest.get("phase") in ("Pending", "Running"),
+        "stage_verifies": bool(stage.spec.get("verification")),
         "can_promote": can_promote(role),
+        "can_verify": has_role(role, Needs.REVERIFY),
+    }
+
+
+def run_context(run: AnalysisRun, role: str) -> dict:
+    """An AnalysisRun's drawer: each metric with its provider, conditions, counts and its
+    measurements, newest first."""
+    results = {r["name"]: r for r in run.status.get("metricResults") or []}
+    metrics = []
+    for metric in run.spec.get("metrics") or []:
+        provider = next((k for k, v in (metric.get("provider") or {}).items() if v), "?")
+        result = results.get(metric["name"], {})
+        metrics.append(
+            {
+                "name": metric["name"],
+                "provider": provider,
+                "metric": metric,
+                "result": result,
+                "measurements": list(reversed(result.get("measurements") or [])),
+            }
+        )
+    stage = run.stage if run.stage_id else None
+    return {
+        "base": project_base(run.project),
+        "run": run,
+        "run_metrics": metrics,
+        "run_stage": stage,
     }
 
 
@@ -523,6 +558,15 @@ def pending_reason(promotion: Promotion) -> str:
         return f"Queued behind running promotion {running}{more}: a Stage runs one promotion at a time."
     if ahead:
         return f"Queued behind {ahead} earlier promotion{'s' if ahead != 1 else ''} of this Stage."
+    stage = Stage.objects.filter(id=promotion.stage_id).only("status").first()
+    latest = queries.latest_verification_of(stage.status) if stage else None
+    if latest and latest.get("phase") in ("Pending", "Running"):
+        run = (latest.get("analysisRun") or {}).get("name")
+        return (
+            "Waiting for the verification of the Stage's current Freight"
+            + (f" (AnalysisRun {run})" if run else "")
+            + " to end: the next promotion starts after it."
+        )
     return (
         "Next in line: waiting for a worker to start it (the reconciler retries every few seconds)."
     )
@@ -541,7 +585,7 @@ class Fragment:
     audience: str = "all"
 
 
-DRAWER_KINDS = ("stage", "freight", "promotion")
+DRAWER_KINDS = ("stage", "freight", "promotion", "analysisrun")
 
 
 def render_changes(
@@ -566,7 +610,10 @@ def render_changes(
     by_kind: dict[str, set[int]] = {}
     for kind, obj_id in changes:
         by_kind.setdefault(
-            kind if kind in ("stage", "promotion", "freight", "warehouse") else "project", set()
+            kind
+            if kind in ("stage", "promotion", "freight", "warehouse", "analysisrun")
+            else "project",
+            set(),
         ).add(obj_id)
     # The graph the caller's pages show: unknown to a feed that just started (its pages were
     # rendered with the current one, or re-sync by their change numbers).
@@ -648,6 +695,8 @@ def touches(drawer: str, stage_ids: set[int], by_kind: dict, promotions: list) -
         return obj in stage_ids
     if kind == "promotion":
         return obj in by_kind.get("promotion", ())
+    if kind == "analysisrun":
+        return obj in by_kind.get("analysisrun", ())
     # A Freight drawer shows the Freight's availability in every Stage: a Stage's change may
     # alter it (its verification, its current Freight).
     return obj in by_kind.get("freight", ()) or bool(stage_ids)
@@ -674,6 +723,13 @@ def render_drawers(project: Project, targets: set[str], role: str) -> list[Fragm
             ctx = {**base, **promotion_context(promotion, role)}
             html = render_to_string(f"{PAGE}#promotion-drawer", ctx)
             out.append(Fragment(f"promotion-drawer-{promotion.id}", html, "drawer"))
+    if ids["analysisrun"]:
+        for run in AnalysisRun.objects.filter(
+            project=project, id__in=ids["analysisrun"]
+        ).select_related("project", "stage"):
+            ctx = {**base, **run_context(run, role)}
+            html = render_to_string(f"{PAGE}#run-drawer", ctx)
+            out.append(Fragment(f"analysisrun-drawer-{run.id}", html, "drawer"))
     if ids["freight"]:
         stages = list(Stage.objects.filter(project=project))
         for freight in Freight.objects.filter(project=project, id__in=ids["freight"]):

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 GATHER_SECONDS = 0.01  # one commit's broadcasts arrive together: wait this long for the rest
 LOSS_WAIT_SECONDS = 1.0
 RETRY_SECONDS = 1.0  # before receiving again after the channel layer failed  # how long a missing change number may be late before it counts as lost
-DRAWER_ID = re.compile(r"^(stage|freight|promotion)-drawer-[0-9]{1,18}$")
+DRAWER_ID = re.compile(r"^(stage|freight|promotion|analysisrun)-drawer-[0-9]{1,18}$")
 
 # Rendering runs here: two threads, so a slow render of one project never waits for another's
 # and the ASGI server's sync thread stays free for requests.

@@ -86,6 +86,23 @@ def stage_phase(stage: Stage) -> str:
     return "Unknown"
 
 
+def phase_reason(stage: Stage) -> str:
+    """Why the Stage shows its phase, for the card's hover: the verification's message when it
+    verifies, else the Ready condition's."""
+    conditions = stage.status.get("conditions", [])
+    for kind in ("Verified", "Ready"):
+        found = get_condition(conditions, kind)
+        if found and found.get("message"):
+            return f"{found['reason']}: {found['message']}"
+    return ""
+
+
+def latest_verification_of(status: dict) -> dict | None:
+    """The newest VerificationInfo of the current Freight in a Stage's status."""
+    history = status.get("freightHistory") or []
+    return ((history[0].get("verificationHistory") or [None])[0]) if history else None
+
+
 def current_freight_names(status: dict) -> list[str]:
     history = status.get("freightHistory") or []
     if not history:
@@ -100,6 +117,7 @@ class StageView:
     current: list[Freight]
     active: Promotion | None
     pending: int
+    reason: str = ""
     upstream: list[str] = field(default_factory=list)
     warehouses: list[str] = field(default_factory=list)
 

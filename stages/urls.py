@@ -7,6 +7,13 @@ urlpatterns = [
     path("project/<str:name>/stage/<str:stage>/", views.stage_page, name="stage"),
     path("project/<str:name>/stage/<str:stage>/promote", views.promote, name="promote"),
     path("project/<str:name>/stage/<str:stage>/refresh", views.refresh_stage, name="refresh-stage"),
+    path("project/<str:name>/stage/<str:stage>/reverify", views.reverify, name="reverify"),
+    path(
+        "project/<str:name>/stage/<str:stage>/abort-verification",
+        views.abort_verification,
+        name="abort-verification",
+    ),
+    path("project/<str:name>/analysisrun/<str:run>/", views.analysisrun_page, name="analysisrun"),
     path("project/<str:name>/freight/<str:freight>/", views.freight_page, name="freight"),
     path("project/<str:name>/freight/<str:freight>/approve", views.approve, name="approve"),
     path("project/<str:name>/promotion/<str:promotion>/", views.promotion_page, name="promotion"),

@@ -16,7 +16,7 @@ from projects.queries import get_or_404
 from projects.web import PAGE, htmx_partial, user_error
 
 from . import actions, fragments
-from .models import Promotion, Stage
+from .models import AnalysisRun, Promotion, Stage
 from .queries import freight_by_key
 
 
@@ -178,3 +178,44 @@ def refresh_stage(request: HttpRequest, name: str, stage: str) -> HttpResponse:
     if htmx_partial(request):
         return render(request, f"{PAGE}#flash", {"flash_info": f"Refresh of {obj.name} requested."})
     return redirect(reverse("stage", args=[project.name, obj.name]))
+
+
+@login_required
+def analysisrun_page(request: HttpRequest, name: str, run: str) -> HttpResponse:
+    project, role = get_project_for_user(request.user, name)
+    obj = get_or_404(
+        AnalysisRun.objects.select_related("project", "stage"),
+        f"AnalysisRun {run!r}",
+        project=project,
+        name=run,
+    )
+    return render_drawer(
+        request, project, role, "run-drawer", fragments.run_context(obj, role), request.path
+    )
+
+
+def verification_view(needs: str, act):
+    """Reverify and abort verification from the Stage's drawer: the drawer comes back (htmx),
+    or the Stage's page; a Stage with nothing to verify or abort says why."""
+
+    @login_required
+    @require_POST
+    def view(request: HttpRequest, name: str, stage: str) -> HttpResponse:
+        project, role = get_project_for_user(request.user, name, needs)
+        obj = get_or_404(Stage.objects, f"stage {stage!r}", project=project, name=stage)
+        back = reverse("stage", args=[project.name, obj.name])
+        try:
+            act(obj, actor_of(request))
+        except actions.PromotionError as exc:
+            return user_error(request, str(exc), back)
+        if htmx_partial(request):
+            obj.refresh_from_db()
+            ctx = {"project": project, **fragments.stage_context(project, obj, role)}
+            return render(request, f"{PAGE}#stage-drawer", ctx)
+        return redirect(back)
+
+    return view
+
+
+reverify = verification_view(Needs.REVERIFY, actions.do_reverify)
+abort_verification = verification_view(Needs.ABORT_VERIFICATION, actions.do_abort_verification)

@@ -295,6 +295,7 @@ def do_record(run_id: int, outcomes: list[tuple[dict, str, object]]) -> Analysis
             status["message"] = assessed["message"]
         completed = assessed["phase"] in analysis.COMPLETED
         if completed:
+            analysis.close_in_flight(status["metricResults"], now)
             status["completedAt"] = rfc3339(now)
             run.next_measure_at = None
         else:

@@ -66,6 +66,9 @@ def step_duration(meta: dict) -> str:
 
 @register.filter
 def span(start, end) -> str:
+    """How long from start to end (or now): datetimes or RFC 3339 strings."""
+    start = parse_rfc3339(start) if isinstance(start, str) else start
+    end = parse_rfc3339(end) if isinstance(end, str) else end
     if not start:
         return ""
     seconds = max(0, int(((end or timezone.now()) - start).total_seconds()))
@@ -88,6 +91,7 @@ def phase_class(phase: str) -> str:
         "Errored": "bad",
         "Error": "bad",
         "Aborted": "bad",
+        "Inconclusive": "wait",
         "Skipped": "skip",
     }.get(phase or "", "unknown")
 
@@ -97,7 +101,9 @@ def event_class(reason: str) -> str:
     """Colour an audit event by how it ended: PromotionSucceeded is good news, *Failed is not."""
     for suffix, css in (
         ("Succeeded", "ok"),
+        ("Successful", "ok"),
         ("Failed", "bad"),
+        ("Error", "bad"),
         ("Errored", "bad"),
         ("Aborted", "bad"),
         ("Created", "run"),

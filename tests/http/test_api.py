@@ -75,9 +75,12 @@ def test_approve_and_refresh(client, users, freight):
     )
 
 
-def test_reverify_and_aborts_need_the_admin_role(client, users, freight):
-    """Kargo gives `patch` on Stages and Promotions to kargo-admin only: a promoter may start a
-    promotion but not abort one, nor reverify or abort a verification."""
+def test_aborting_a_promotion_needs_admin_and_verification_needs_promoter(
+    client, users, freight
+):
+    """Kargo gives `patch` on Promotions to kargo-admin only: a promoter may start a promotion
+    but not abort one. Reverify and abort verification are held at promoter (issue 8): a viewer
+    may do neither."""
     pending = do_promote(Stage.objects.get(name="test"), freight, actor="test")
     urls = (
         f"/api/v1/projects/kargo-demo/promotions/{pending.name}/abort",
@@ -85,10 +88,14 @@ def test_reverify_and_aborts_need_the_admin_role(client, users, freight):
         "/api/v1/projects/kargo-demo/stages/test/verification/abort",
     )
     client.force_login(users["bob"])
-    for url in urls:
+    response = post(client, urls[0])
+    assert response.status_code == 403
+    assert response.json() == {"error": "This needs the admin role in project kargo-demo"}
+    client.force_login(users["carol"])
+    for url in urls[1:]:
         response = post(client, url)
         assert response.status_code == 403, url
-        assert response.json() == {"error": "This needs the admin role in project kargo-demo"}
+        assert response.json() == {"error": "This needs the promoter role in project kargo-demo"}
     client.force_login(users["alice"])
     response = post(client, urls[0])
     assert response.status_code == 200

@@ -1,8 +1,8 @@
 """Who may do what, everywhere: every action x every surface x every role, with the exact status.
 
-Roles are Kargo's (projects.access.Needs): a viewer reads; a promoter also promotes, approves
-and refreshes; only an admin reverifies, aborts a verification or a promotion (Kargo gives
-`patch` on Stages and Promotions to kargo-admin alone), applies, deletes and manages API tokens.
+Roles are Kargo's (projects.access.Needs): a viewer reads; a promoter also promotes, approves,
+refreshes, reverifies and aborts a verification; only an admin aborts a promotion (Kargo gives
+`patch` on Promotions to kargo-admin alone), applies, deletes and manages API tokens.
 The surfaces: the full page (a form POST, or a GET), its htmx partial, the JSON API with a
 session (and its CSRF token) and with an API token of the role, and the websocket (in
 test_role_matrix_websocket.py: its tests commit, so they cannot share this module's world).
@@ -150,17 +150,17 @@ ACTIONS = [
     ),
     Action(
         "reverify",
-        "admin",
-        None,
+        "promoter",
+        ("POST", "/project/kargo-demo/stage/test/reverify", {}, "drawer"),
         ("POST", "/api/v1/projects/kargo-demo/stages/test/verification", {}),
-        {"api-session": 200, "api-token": 200},
+        {"page": 302, "partial": 200, "api-session": 200, "api-token": 200},
     ),
     Action(
         "abort verification",
-        "admin",
-        None,
+        "promoter",
+        ("POST", "/project/kargo-demo/stage/test/abort-verification", {}, "drawer"),
         ("POST", "/api/v1/projects/kargo-demo/stages/test/verification/abort", {}),
-        {"api-session": 200, "api-token": 200},
+        {"page": 302, "partial": 200, "api-session": 200, "api-token": 200},
     ),
     Action(
         "abort promotion",
@@ -334,7 +334,7 @@ def test_role_matrix(world, action, surface, role, status):
 
 
 def test_the_matrix_covers_every_action_surface_and_role():
-    assert len(CASES) == 9 * 4 * 5 + 7 * 2 * 5 == 250
+    assert len(CASES) == 11 * 4 * 5 + 5 * 2 * 5 == 270
     seen = {(a.name, s, r) for a, s, r, _ in (c.values for c in CASES)}
     assert {r for _, _, r in seen} == set(ROLES)
     assert {s for _, s, _ in seen} == set(SURFACES)

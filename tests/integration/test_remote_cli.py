@@ -197,8 +197,12 @@ def test_promote_waits_for_success_and_roles_cap_tokens(server, home):
     assert (
         "needs the admin role" in proc.stderr and "'promoter' has the promoter role" in proc.stderr
     )
+    # Aborting a verification needs promoter: a viewer is refused; a promoter is told there is
+    # nothing to abort (test has no verification in progress).
+    proc = kargo_ui(server, home, "verify", "stage", "test", *PROJECT, "--abort", token="viewer")
+    assert proc.returncode == 1 and "needs the promoter role" in proc.stderr
     proc = kargo_ui(server, home, "verify", "stage", "test", *PROJECT, "--abort", token="promoter")
-    assert proc.returncode == 1 and "needs the admin role" in proc.stderr
+    assert proc.returncode == 1 and "has no verification in progress to abort" in proc.stderr
     proc = kargo_ui(server, home, "promote", *PROJECT, "--abort", "--name", name, token="admin")
     assert proc.returncode == 1
     assert f"Promotion {name} already Succeeded" in proc.stderr
