@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('stages', '0003_ordered_list_indexes'),
+        ("stages", "0003_ordered_list_indexes"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='analysisrun',
-            name='next_measure_at',
+            model_name="analysisrun",
+            name="next_measure_at",
             field=models.DateTimeField(blank=True, db_index=True, null=True),
         ),
     ]
