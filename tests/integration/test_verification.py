@@ -4,17 +4,22 @@ Stage's Verified condition and whether the Freight is verified there (and availa
 downstream). Tasks run inline (task_always_eager), so each measurement is taken when its task
 is sent; a metric with an interval is driven by calling the measure task again after it."""
 
+import io
 import json
+import os
 import threading
 import time
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+import yaml
+from django.core.management import call_command
 from django.utils import timezone
 
 from freight.models import Freight
 from kargo.freight_ids import freight_id
+from kargo.specs import validate_document
 from kargo_ui.manifests import apply_text
 from projects.actions import do_create_project
 from stages.actions import do_abort_verification, do_promote, do_reverify
@@ -329,3 +334,73 @@ def test_reconcile_starts_a_pending_verification_nobody_started(service, local_e
     info = latest(stage)
     assert info["id"] == "x" and info["phase"] == "Successful"
     assert Promotion.objects.count() == 1
+
+
+@pytest.fixture
+def healthz(local_egress):
+    """A real HTTP server answering /healthz with "ok", as the dashboard's own does."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            body = b"ok" if self.path == "/healthz" else b"not found"
+            self.send_response(200 if self.path == "/healthz" else 404)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_demo_verifies_uat_against_the_dashboards_healthz(data_dir, healthz):
+    call_command(
+        "demo", "--no-auto-promotion", "--server-url", healthz, stdout=open(os.devnull, "w")
+    )
+    demo = Stage.objects.get(project__name="kargo-demo", name="uat").project
+    freight = Freight.objects.filter(project=demo).first()
+    for name in ("test", "uat"):
+        freight.refresh_from_db()
+        promotion = do_promote(Stage.objects.get(project=demo, name=name), freight, "user:t")
+        promotion.refresh_from_db()
+        assert promotion.phase == "Succeeded", promotion.message
+    uat = Stage.objects.get(project=demo, name="uat")
+    assert latest(uat)["phase"] == "Running"
+    run = AnalysisRun.objects.get(project=demo)
+    assert run.spec["args"] == [{"name": "url", "value": f"{healthz}/healthz"}]
+    for _ in range(40):  # three measurements, two seconds apart
+        if run.status["phase"] != "Running":
+            break
+        time.sleep(0.25)
+        tasks.measure_run(run.id)
+        run.refresh_from_db()
+    assert run.status["phase"] == "Successful"
+    assert [m["value"] for m in run.status["metricResults"][0]["measurements"]] == ["ok"] * 3
+    assert latest(uat)["phase"] == "Successful"
+    prod = Stage.objects.get(project=demo, name="prod")
+    freight.refresh_from_db()
+    assert availability(prod, freight) == (True, "verified in uat")
+
+
+def test_kargo_get_exports_analysisruns_in_argos_shape(service, local_egress):
+    stage, freight = pipeline(service)
+    do_promote(stage, freight, actor="user:tester")
+    name = latest(stage)["analysisRun"]["name"]
+    out = io.StringIO()
+    call_command("kargo", "get", "analysisruns", "--project", "v", stdout=out)
+    assert name in out.getvalue()
+    out = io.StringIO()
+    call_command("kargo", "get", "analysisrun", name, "--project", "v", "-o", "yaml", stdout=out)
+    exported = yaml.safe_load(out.getvalue())
+    assert (exported["apiVersion"], exported["kind"]) == ("argoproj.io/v1alpha1", "AnalysisRun")
+    assert exported["status"]["phase"] == "Successful"
+    measurement = exported["status"]["metricResults"][0]["measurements"][0]
+    assert (measurement["phase"], measurement["value"]) == ("Successful", "true")
+    assert exported["spec"]["metrics"][0]["provider"]["web"]["url"] == f"{service.url}/healthz"
+    assert validate_document(exported) == []

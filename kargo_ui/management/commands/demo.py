@@ -71,7 +71,9 @@ patches:
 """
 
 
-def manifest_text(app_url: str, gitops_url: str) -> str:
+def manifest_text(app_url: str, gitops_url: str, verify_url: str = "") -> str:
+    """The demo's manifests; with `verify_url`, uat verifies its Freight with a web metric
+    against that URL (the dashboard's own /healthz)."""
     stages = []
     for name, source in (
         ("test", "direct: true"),
@@ -141,6 +143,8 @@ spec:
           path: ${{{{ vars.outPath }}}}
           branch: ${{{{ vars.targetBranch }}}}
 """)
+        if name == "uat" and verify_url:
+            stages[-1] += UAT_VERIFICATION.format(url=verify_url)
     return f"""apiVersion: kargo.akuity.io/v1alpha1
 kind: Project
 metadata:
@@ -161,6 +165,34 @@ spec:
       discoveryLimit: 10
 """ + "".join(stages)
 
+
+# uat checks what it deployed, as a Kargo user's verification would: three measurements two
+# seconds apart of a health endpoint (here the dashboard's own), each must answer "ok".
+UAT_VERIFICATION = """  verification:
+    analysisTemplates:
+    - name: guestbook-health
+    args:
+    - name: url
+      value: "{url}"
+---
+apiVersion: argoproj.io/v1alpha1
+kind: AnalysisTemplate
+metadata:
+  name: guestbook-health
+  namespace: kargo-demo
+spec:
+  args:
+  - name: url
+  metrics:
+  - name: healthz
+    interval: 2s
+    count: 3
+    successCondition: result == "ok"
+    provider:
+      web:
+        url: "{{{{args.url}}}}"
+        timeoutSeconds: 5
+"""
 
 # The demo's first Stage takes new Freight by itself (stages.autopromotion).
 PROJECT_CONFIG = """---
@@ -241,6 +273,18 @@ class Command(BaseCommand):
             action="store_true",
             help="leave out the ProjectConfig that auto-promotes Stage test",
         )
+        parser.add_argument(
+            "--no-verification",
+            action="store_true",
+            help="leave out uat's verification (an AnalysisRun against the dashboard's /healthz)",
+        )
+        parser.add_argument(
+            "--server-url",
+            default=os.environ.get("KARGO_DEMO_URL")
+            or f"http://127.0.0.1:{os.environ.get('PORT') or 8000}",
+            help="where the dashboard will answer, for uat's verification "
+            "(default: $KARGO_DEMO_URL, else http://127.0.0.1:$PORT, PORT defaulting to 8000)",
+        )
 
     def handle(self, *args, **opts):
         root = settings.DATA_DIR / "demo"
@@ -264,7 +308,8 @@ class Command(BaseCommand):
             make_repo(
                 gitops, root / "work" / "gitops", [("GitOps base and stage overlays", files, "")]
             )
-        text = manifest_text(app.as_uri(), gitops.as_uri()) + older_freight(app)
+        verify_url = "" if opts["no_verification"] else opts["server_url"].rstrip("/") + "/healthz"
+        text = manifest_text(app.as_uri(), gitops.as_uri(), verify_url) + older_freight(app)
         if not opts["no_auto_promotion"]:
             text += PROJECT_CONFIG
         (root / "kargo-demo.yaml").write_text(text)
