@@ -31,6 +31,7 @@ from projects.templatetags.kargo import phase_class
 from projects.web import PAGE
 
 from . import queries
+from .autopromotion import auto_promotion_state
 from .graph import Layout, layout, pipeline_order
 from .models import AnalysisRun, Promotion, PromotionPhase, Stage
 
@@ -457,8 +458,10 @@ def stage_context(project: Project, stage: Stage, role: str) -> dict:
         "stage_verifications": verifications,
         "stage_verifying": latest.get("phase") in ("Pending", "Running"),
         "stage_verifies": bool(stage.spec.get("verification")),
+        "stage_auto": auto_promotion_state(stage),
         "can_promote": can_promote(role),
         "can_verify": has_role(role, Needs.REVERIFY),
+        "can_manage": has_role(role, Needs.MANAGE),
     }
 
 

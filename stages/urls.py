@@ -13,6 +13,11 @@ urlpatterns = [
         views.abort_verification,
         name="abort-verification",
     ),
+    path(
+        "project/<str:name>/stage/<str:stage>/auto-promotion",
+        views.auto_promotion,
+        name="auto-promotion",
+    ),
     path("project/<str:name>/analysisrun/<str:run>/", views.analysisrun_page, name="analysisrun"),
     path("project/<str:name>/freight/<str:freight>/", views.freight_page, name="freight"),
     path("project/<str:name>/freight/<str:freight>/approve", views.approve, name="approve"),

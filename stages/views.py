@@ -219,3 +219,22 @@ def verification_view(needs: str, act):
 
 reverify = verification_view(Needs.REVERIFY, actions.do_reverify)
 abort_verification = verification_view(Needs.ABORT_VERIFICATION, actions.do_abort_verification)
+
+
+@login_required
+@require_POST
+def auto_promotion(request: HttpRequest, name: str, stage: str) -> HttpResponse:
+    """Turn the Stage's auto-promotion on or off (an admin's change: it writes the project's
+    ProjectConfig), from the Stage's drawer."""
+    project, role = get_project_for_user(request.user, name, Needs.MANAGE)
+    obj = get_or_404(Stage.objects, f"stage {stage!r}", project=project, name=stage)
+    back = reverse("stage", args=[project.name, obj.name])
+    wanted = request.POST.get("enabled", "")
+    if wanted not in ("on", "off"):
+        return user_error(request, "Say whether to turn auto-promotion on or off.", back)
+    actions.do_set_auto_promotion(project, obj.name, wanted == "on", actor_of(request))
+    if htmx_partial(request):
+        obj.refresh_from_db()
+        ctx = {"project": project, **fragments.stage_context(project, obj, role)}
+        return render(request, f"{PAGE}#stage-drawer", ctx)
+    return redirect(back)

@@ -1,7 +1,8 @@
 """Verification in the browser (issue 8): a Stage whose verification asks the dashboard's own
 /healthz with a web metric. Promote into it and watch, on a second window that is never
 reloaded, the Stage go Verifying -> Ready and its AnalysisRun's measurements arrive; Reverify,
-then Abort, from the drawer; a viewer sees neither button and is refused the POST."""
+then Abort, from the drawer; turn auto-promotion on from the drawer; a viewer sees none of the
+buttons and is refused the POSTs."""
 
 import tempfile
 from pathlib import Path
@@ -122,6 +123,13 @@ def test_verification_runs_live_and_can_be_reverified_and_aborted(
     expect(phase).to_have_text("Failed", timeout=30_000)
     expect(drawer.get_by_test_id("abort-verification")).to_have_count(0)
     ui.screenshot(page, "verification-aborted.png")
+
+    # An admin turns auto-promotion on from the drawer; the other window's card shows the mark.
+    expect(stage_node(watcher, "qa").get_by_test_id("auto-mark")).to_have_count(0)
+    drawer.get_by_test_id("auto-promotion-toggle").click()
+    expect(drawer.get_by_test_id("auto-promotion")).to_contain_text("on")
+    expect(stage_node(watcher, "qa").get_by_test_id("auto-mark")).to_be_visible(timeout=30_000)
+    ui.screenshot(watcher, "auto-promotion-on.png")
     for window in (page, watcher):
         ui.assert_live_and_clean(window)
 
@@ -147,6 +155,7 @@ def test_a_viewer_sees_no_verification_buttons_and_is_refused(
     expect(drawer.locator("h3", has_text="Verification")).to_be_visible()
     expect(drawer.get_by_test_id("reverify")).to_have_count(0)
     expect(drawer.get_by_test_id("abort-verification")).to_have_count(0)
-    for action in ("reverify", "abort-verification"):
+    expect(drawer.get_by_test_id("auto-promotion-toggle")).to_have_count(0)
+    for action in ("reverify", "abort-verification", "auto-promotion"):
         response = ui.post_form(page, f"/project/{PROJECT}/stage/qa/{action}", {})
         assert response["status"] == 403, response

@@ -163,6 +163,13 @@ ACTIONS = [
         {"page": 302, "partial": 200, "api-session": 200, "api-token": 200},
     ),
     Action(
+        "auto-promotion on",
+        "admin",
+        ("POST", "/project/kargo-demo/stage/test/auto-promotion", {"enabled": "on"}, "drawer"),
+        ("POST", "/api/v1/projects/kargo-demo/stages/test/auto-promotion", {"enabled": True}),
+        {"page": 302, "partial": 200, "api-session": 200, "api-token": 200},
+    ),
+    Action(
         "abort promotion",
         "admin",
         ("POST", "/project/kargo-demo/promotion/{promotion}/abort", {}, "drawer"),
@@ -334,7 +341,7 @@ def test_role_matrix(world, action, surface, role, status):
 
 
 def test_the_matrix_covers_every_action_surface_and_role():
-    assert len(CASES) == 11 * 4 * 5 + 5 * 2 * 5 == 270
+    assert len(CASES) == 12 * 4 * 5 + 5 * 2 * 5 == 290
     seen = {(a.name, s, r) for a, s, r, _ in (c.values for c in CASES)}
     assert {r for _, _, r in seen} == set(ROLES)
     assert {s for _, s, _ in seen} == set(SURFACES)
