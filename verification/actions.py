@@ -25,7 +25,7 @@ from projects.queue import enqueue_later_on_commit, enqueue_on_commit
 from stages.actions import do_update_verification, latest_verification
 from stages.models import AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate, Stage
 
-from .providers import Measured, MeasurementError
+from .providers import Measured, MeasurementError, unavailable
 from .providers import measure as provider_measure
 
 log = logging.getLogger(__name__)
@@ -99,6 +99,10 @@ def stage_args(stage: Stage) -> list[dict]:
 def build_run_spec(stage: Stage) -> dict:
     spec = analysis.resolve_args(analysis.merge_templates(template_specs(stage), stage_args(stage)))
     analysis.validate_run_spec(spec)
+    for metric in spec["metrics"]:
+        reason = unavailable(metric["provider"])
+        if reason:
+            raise AnalysisError(f"metrics[{metric['name']}]: {reason}")
     return spec
 
 

@@ -23,7 +23,7 @@ from kargo.specs import validate_document
 from kargo_ui.manifests import apply_text
 from projects.actions import do_create_project
 from stages.actions import do_abort_verification, do_promote, do_reverify
-from stages.models import AnalysisRun, Promotion, Stage
+from stages.models import AnalysisRun, AnalysisTemplate, Promotion, Stage
 from stages.queries import availability, stage_phase
 from verification import tasks
 from verification.actions import LEASE_MARGIN, do_take_due
@@ -404,3 +404,24 @@ def test_kargo_get_exports_analysisruns_in_argos_shape(service, local_egress):
     assert (measurement["phase"], measurement["value"]) == ("Successful", "true")
     assert exported["spec"]["metrics"][0]["provider"]["web"]["url"] == f"{service.url}/healthz"
     assert validate_document(exported) == []
+
+
+@pytest.mark.parametrize(
+    "provider,reason",
+    [
+        ("job: {spec: {template: {spec: {containers: []}}}}", "needs Kubernetes cluster access"),
+        ("datadog: {query: x}", "metric provider 'datadog' is not supported by this server"),
+    ],
+)
+def test_a_provider_that_cannot_run_here_ends_the_verification_error_at_once(
+    service, local_egress, provider, reason
+):
+    stage, freight = pipeline(service)
+    template = AnalysisTemplate.objects.get(name="health")
+    template.spec["metrics"][0]["provider"] = yaml.safe_load(provider)
+    template.save()
+    do_promote(stage, freight, actor="user:tester")
+    info = latest(stage)
+    assert info["phase"] == "Error"
+    assert info["message"].startswith("metrics[ok]: ") and reason in info["message"]
+    assert service.requests == []

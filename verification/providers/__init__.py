@@ -27,6 +27,8 @@ class Measured:
 
 Provider = Callable[[dict, float], Measured]
 PROVIDERS: dict[str, Provider] = {}
+# Providers Argo knows that this server cannot run yet, with the reason a run says.
+UNAVAILABLE: dict[str, str] = {}
 
 
 def provider(name: str) -> Callable[[Provider], Provider]:
@@ -45,6 +47,23 @@ def provider_of(metric_provider: dict) -> tuple[str, dict]:
     if len(names) > 1:
         raise MeasurementError(f"multiple providers specified: {', '.join(sorted(names))}")
     return names[0], metric_provider[names[0]]
+
+
+def unavailable(metric_provider: dict) -> str:
+    """Why a metric's provider cannot run here ("" when it can): checked before a run starts,
+    so such a run ends Error at once with the reason instead of after its error limit."""
+    try:
+        name, _ = provider_of(metric_provider)
+    except MeasurementError as exc:
+        return str(exc)
+    if name in UNAVAILABLE:
+        return UNAVAILABLE[name]
+    if name not in PROVIDERS:
+        return (
+            f"metric provider {name!r} is not supported by this server "
+            f"(supported: {', '.join(sorted(PROVIDERS))})"
+        )
+    return ""
 
 
 def measure(metric_provider: dict, timeout: float) -> Measured:
