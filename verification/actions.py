@@ -31,14 +31,18 @@ from .providers import measure as provider_measure
 log = logging.getLogger(__name__)
 
 MAX_TEMPLATE_DEPTH = 10
-# A measurement in flight for longer than its timeout plus this is taken as lost with its worker.
-LEASE_MARGIN = timedelta(seconds=30)
 STAGE_LABEL = "kargo.akuity.io/stage"
 FREIGHT_COLLECTION_LABEL = "kargo.akuity.io/freight-collection"
 
 
 def measurement_timeout() -> float:
     return float(settings.VERIFICATION_MEASUREMENT_TIMEOUT)
+
+
+def lease() -> timedelta:
+    """How long a measurement may stay in flight before it is taken as lost with its worker: its
+    timeout, plus the silence after which a promotion's worker is taken for dead."""
+    return timedelta(seconds=measurement_timeout() + settings.PROMOTION_HEARTBEAT_TIMEOUT)
 
 
 # --- starting a run --------------------------------------------------------------------------
@@ -195,7 +199,7 @@ def do_take_due(run_id: int) -> list[tuple[dict, str]]:
     its measurement's startedAt) for each: the caller measures them and calls do_record. A
     measurement in flight past its lease (its worker died) is dropped and taken again."""
     now = timezone.now()
-    lease = timedelta(seconds=measurement_timeout()) + LEASE_MARGIN
+    held_for = lease()
     with transaction.atomic():
         run = AnalysisRun.objects.select_for_update().filter(id=run_id).first()
         if (
@@ -212,7 +216,7 @@ def do_take_due(run_id: int) -> list[tuple[dict, str]]:
             measurements = result["measurements"]
             if measurements and measurements[-1]["phase"] == analysis.RUNNING:
                 since = parse_rfc3339(measurements[-1]["startedAt"])
-                if since and now - since < lease:
+                if since and now - since < held_for:
                     continue
                 log.warning(
                     "AnalysisRun %s metric %s: measurement started %s was lost; taking it again",
@@ -227,7 +231,7 @@ def do_take_due(run_id: int) -> list[tuple[dict, str]]:
                 measurements.append(mark)
                 taken.append((metric, mark["startedAt"]))
         if taken:
-            run.next_measure_at = now + lease
+            run.next_measure_at = now + held_for
             run.save(update_fields=["status", "next_measure_at"])
     return taken
 
@@ -324,7 +328,7 @@ def next_measure_at(spec: dict, results: dict, started: datetime, now) -> dateti
         if result["phase"] in analysis.COMPLETED:
             continue
         if result["measurements"] and result["measurements"][-1]["phase"] == analysis.RUNNING:
-            times.append(now + timedelta(seconds=measurement_timeout()) + LEASE_MARGIN)
+            times.append(now + lease())
             continue
         due = analysis.next_due(analysis.limits_of(metric), result, started)
         if due is not None:

@@ -26,7 +26,7 @@ from stages.actions import do_abort_verification, do_promote, do_reverify
 from stages.models import AnalysisRun, AnalysisTemplate, Promotion, Stage
 from stages.queries import availability, stage_phase
 from verification import tasks
-from verification.actions import LEASE_MARGIN, do_take_due
+from verification.actions import do_take_due, lease
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -312,7 +312,7 @@ def test_a_lost_measurement_is_taken_again_after_its_lease(service, local_egress
     run.refresh_from_db()
     assert run.status["metricResults"][0]["count"] == 1
     marked = run.status["metricResults"][0]["measurements"][-1]
-    old = datetime(2000, 1, 1, tzinfo=UTC) - LEASE_MARGIN
+    old = datetime(2000, 1, 1, tzinfo=UTC) - lease()
     marked["startedAt"] = old.strftime("%Y-%m-%dT%H:%M:%SZ")
     run.save(update_fields=["status"])
     tasks.measure_run(run.id)
