@@ -25,7 +25,7 @@ from projects.actions import do_create_project
 from stages.actions import do_abort_verification, do_promote, do_reverify
 from stages.models import AnalysisRun, AnalysisTemplate, Promotion, Stage
 from stages.queries import availability, stage_phase
-from verification import tasks
+from verification import providers, tasks
 from verification.actions import do_take_due, lease
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -51,7 +51,16 @@ def service():
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(body)
+            try:
+                self.wfile.write(body)
+            except BrokenPipeError:
+                pass  # the client gave up (the timeout test)
+
+        def do_POST(self):  # noqa: N802
+            length = int(self.headers.get("Content-Length") or 0)
+            health.requests.append((self.path, dict(self.headers), self.rfile.read(length)))
+            self.do_GET()
+            health.requests.pop()
 
         def log_message(self, *args):
             pass
@@ -425,3 +434,31 @@ def test_a_provider_that_cannot_run_here_ends_the_verification_error_at_once(
     assert info["phase"] == "Error"
     assert info["message"].startswith("metrics[ok]: ") and reason in info["message"]
     assert service.requests == []
+
+
+def measure_web(config: dict):
+    return providers.measure({"web": config}, 30.0)
+
+
+def test_web_metric_json_path_headers_post_body_and_timeout(service, local_egress):
+    service.body = {"data": {"rate": 0.97, "items": [{"v": 1}, {"v": 2}]}}
+    assert measure_web({"url": service.url, "jsonPath": "{$.data.rate}"}).value == 0.97
+    assert measure_web({"url": service.url, "jsonPath": "{$.data.items[*].v}"}).value == [1, 2]
+    with pytest.raises(providers.MeasurementError, match="could not find JSONPath"):
+        measure_web({"url": service.url, "jsonPath": "{$.nope}"})
+    measure_web(
+        {
+            "url": service.url + "/check",
+            "method": "POST",
+            "headers": [{"key": "X-Team", "value": "blue"}],
+            "jsonBody": {"stage": "uat"},
+        }
+    )
+    path, headers, body = service.requests[-1]
+    assert (path, headers["X-Team"], json.loads(body)) == ("/check", "blue", {"stage": "uat"})
+    assert headers["Content-Type"] == "application/json"
+    with pytest.raises(providers.MeasurementError, match="a body is not allowed with method GET"):
+        measure_web({"url": service.url, "body": "x"})
+    service.delay = 2
+    with pytest.raises(providers.MeasurementError, match="timed out"):
+        measure_web({"url": service.url, "timeoutSeconds": 1})
