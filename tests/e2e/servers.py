@@ -147,6 +147,18 @@ def manage(env: dict, *args: str, timeout: float = 180) -> str:
     return proc.stdout
 
 
+def add_member_code(project: str, username: str, password: str, role: str) -> str:
+    """`manage.py shell -c` code that creates a user with a role in the project."""
+    return (
+        "from django.contrib.auth import get_user_model\n"
+        "from projects.actions import do_set_membership\n"
+        "from projects.models import Project\n"
+        f"user = get_user_model().objects.create_user({username!r}, '{username}@example.com', "
+        f"{password!r})\n"
+        f"do_set_membership(Project.objects.get(name={project!r}), user, {role!r})\n"
+    )
+
+
 def seed_demo(env: dict) -> None:
     """Create the schema and the demo project the servers then run (before any promotion:
     without the demo's auto-promotion of test, which the tests would race)."""

@@ -10,6 +10,8 @@ import subprocess
 import pytest
 from playwright.sync_api import Page, expect
 
+from .servers import add_member_code
+
 pytestmark = pytest.mark.e2e
 
 PROJECT = "kargo-demo"
@@ -123,14 +125,7 @@ def test_promote_through_all_stages_with_live_updates(
 def test_viewer_cannot_promote(live_server_embedded, manage_embedded, browser, page: Page, ui):
     base_url, data_dir = live_server_embedded
     manage_embedded(
-        data_dir,
-        "shell",
-        "-c",
-        "from django.contrib.auth import get_user_model\n"
-        "from projects.actions import do_set_membership\n"
-        "from projects.models import Project\n"
-        "user = get_user_model().objects.create_user('vera', 'vera@example.com', 'vera-pass-123')\n"
-        f"do_set_membership(Project.objects.get(name='{PROJECT}'), user, 'viewer')\n",
+        data_dir, "shell", "-c", add_member_code(PROJECT, "vera", "vera-pass-123", "viewer")
     )
     ui.login(page, base_url, "vera", "vera-pass-123")
     expect(page.locator("a.project-card", has_text=PROJECT)).to_be_visible()

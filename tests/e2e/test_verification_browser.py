@@ -9,6 +9,8 @@ from pathlib import Path
 
 from playwright.sync_api import Page, expect
 
+from .servers import add_member_code
+
 PROJECT = "kargo-demo"
 
 MANIFESTS = """
@@ -140,14 +142,7 @@ def test_a_viewer_sees_no_verification_buttons_and_is_refused(
     base_url, data_dir = live_server_embedded
     apply(manage_embedded, data_dir, base_url)
     manage_embedded(
-        data_dir,
-        "shell",
-        "-c",
-        "from django.contrib.auth import get_user_model\n"
-        "from projects.actions import do_set_membership\n"
-        "from projects.models import Project\n"
-        "user = get_user_model().objects.create_user('vic', 'vic@example.com', 'vic-pass-123')\n"
-        f"do_set_membership(Project.objects.get(name='{PROJECT}'), user, 'viewer')\n",
+        data_dir, "shell", "-c", add_member_code(PROJECT, "vic", "vic-pass-123", "viewer")
     )
     ui.login(page, base_url, "vic", "vic-pass-123")
     ui.open_project(page, base_url)

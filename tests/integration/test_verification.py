@@ -346,26 +346,10 @@ def test_reconcile_starts_a_pending_verification_nobody_started(service, local_e
 
 
 @pytest.fixture
-def healthz(local_egress):
-    """A real HTTP server answering /healthz with "ok", as the dashboard's own does."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
-            body = b"ok" if self.path == "/healthz" else b"not found"
-            self.send_response(200 if self.path == "/healthz" else 404)
-            self.send_header("Content-Type", "text/plain")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+def healthz(service, local_egress):
+    """The service answering "ok" on every path, as the dashboard's /healthz does."""
+    service.body = "ok"
+    return service.url
 
 
 def test_the_demo_verifies_uat_against_the_dashboards_healthz(data_dir, healthz):
