@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 from celery import shared_task
+from django.conf import settings
 from django.utils import timezone
 
 from kargo.times import parse_rfc3339
@@ -12,7 +13,9 @@ from . import actions
 from .actions import latest_verification
 
 # How late a run's next measurement may be before reconcile sends a task of its own (its own
-# countdown task normally arrives on time; a worker that died with it does not).
+# countdown task normally arrives on time; a worker that died with it does not). Another is sent
+# only a heartbeat timeout later, so runs that are merely late (every worker busy) do not fill
+# the queue with duplicates that make them later still.
 OVERDUE_GRACE = timedelta(seconds=2)
 # How long a Stage's verification may stay Pending without a run before reconcile starts it.
 START_GRACE = timedelta(seconds=2)
@@ -38,10 +41,16 @@ def reconcile_verifications() -> None:
     """Level-triggered sweep: runs whose next measurement is overdue (their task was lost with a
     worker) and Stages whose verification waits for a run that nobody started."""
     now = timezone.now()
-    for run_id in AnalysisRun.objects.filter(next_measure_at__lt=now - OVERDUE_GRACE).values_list(
-        "id", flat=True
-    ):
-        measure_run.delay(run_id)
+    resend_at = now + timedelta(seconds=settings.PROMOTION_HEARTBEAT_TIMEOUT)
+    overdue = AnalysisRun.objects.filter(next_measure_at__lt=now - OVERDUE_GRACE)
+    for run_id, due in overdue.values_list("id", "next_measure_at"):
+        # The run's next look is pushed on as its task is sent, unless a worker moved it since it
+        # was read (of two reconcilers, one sends); the task's own measurement or record sets it.
+        sent = AnalysisRun.objects.filter(id=run_id, next_measure_at=due).update(
+            next_measure_at=resend_at
+        )
+        if sent:
+            measure_run.delay(run_id)
     for stage in Stage.objects.filter(spec__has_key="verification").only("id", "status"):
         info = latest_verification(stage)
         if info and info.get("phase") == "Pending" and not info.get("analysisRun"):
