@@ -4,6 +4,7 @@ a body that is not JSON is its text. A status outside 2xx is an Error measuremen
 
 import json
 from base64 import b64encode
+from functools import lru_cache
 
 from jsonpath_ng.exceptions import JsonPathLexerError, JsonPathParserError
 from jsonpath_ng.ext import parse as parse_jsonpath
@@ -26,13 +27,19 @@ def jsonpath_value(path: str, data):
     if len(expression) > MAX_JSONPATH:
         raise MeasurementError(f"jsonPath is longer than {MAX_JSONPATH} characters")
     try:
-        matches = [m.value for m in parse_jsonpath(expression).find(data)]
+        matches = [m.value for m in compiled_jsonpath(expression).find(data)]
     except (JsonPathLexerError, JsonPathParserError, Exception) as exc:
         # jsonpath-ng raises plain Exception for some syntax errors.
         raise MeasurementError(f"invalid jsonPath {path!r}: {exc}") from None
     if not matches:
         raise MeasurementError(f"could not find JSONPath {path!r} in body")
     return matches[0] if len(matches) == 1 else matches
+
+
+@lru_cache(maxsize=256)
+def compiled_jsonpath(expression: str):
+    """Parsing a JSONPath builds its grammar's parser: done once per expression."""
+    return parse_jsonpath(expression)
 
 
 @provider("web")
