@@ -1,6 +1,7 @@
 """Every state change of Warehouses and Freight. Each broadcasts its change on commit."""
 
 import logging
+import re
 from datetime import timedelta
 
 from django.conf import settings
@@ -22,6 +23,7 @@ from projects.repos import RepoNotAllowed, check_repo_url
 
 from .discovery import DiscoveryError, discover_git
 from .models import Freight, Warehouse
+from .queries import assembly_choices
 
 log = logging.getLogger(__name__)
 
@@ -292,4 +294,46 @@ def delete_guard(freight: Freight) -> None:
         stages = ", ".join(sorted(freight.status["currentlyIn"]))
         raise FreightError(
             f"Freight {freight.alias} is in use by Stage(s) {stages} and cannot be deleted"
+        )
+
+
+# An alias is a label value (kargo.akuity.io/alias): what a person types is held to it.
+ALIAS_PATTERN = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+
+
+def do_assemble_freight(
+    warehouse: Warehouse, picks: dict[int, str], actor: str, alias: str = ""
+) -> tuple[Freight, bool]:
+    """Freight a person put together from what the Warehouse discovered (Kargo's "create
+    Freight"; the way to get Freight when freightCreationPolicy is Manual): one artifact per
+    subscription, each among those its last discovery found. Returns (freight, created): the same
+    artifacts make the same Freight, which is then returned as it is."""
+    commits, images, charts = [], [], []
+    for choices in assembly_choices(warehouse):
+        key = picks.get(choices.index, "")
+        if not key:
+            raise FreightError(f"choose an artifact of {choices.title}")
+        chosen = next((o for o in choices.options if o.key == key), None)
+        if chosen is None:
+            raise FreightError(
+                f"{key[:80]!r} is not among the discovered artifacts of {choices.title}"
+            )
+        {"git": commits, "image": images, "chart": charts}[choices.kind].append(chosen.artifact)
+    unknown = set(picks) - {c.index for c in assembly_choices(warehouse)}
+    if unknown:
+        raise FreightError(f"the Warehouse has no subscription number {min(unknown)}")
+    if alias and not ALIAS_PATTERN.fullmatch(alias):
+        raise FreightError(
+            "an alias is lowercase letters, digits and dashes (at most 63), starting and ending "
+            "with a letter or digit"
+        )
+    with transaction.atomic():
+        return do_create_freight(
+            warehouse.project,
+            warehouse.name,
+            commits=commits,
+            images=images,
+            charts=charts,
+            alias=alias,
+            actor=actor,
         )

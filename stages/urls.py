@@ -19,6 +19,11 @@ urlpatterns = [
         name="auto-promotion",
     ),
     path("project/<str:name>/analysisrun/<str:run>/", views.analysisrun_page, name="analysisrun"),
+    path(
+        "project/<str:name>/warehouse/<str:warehouse>/freight/new",
+        views.assemble_freight,
+        name="assemble-freight",
+    ),
     path("project/<str:name>/freight/<str:freight>/", views.freight_page, name="freight"),
     path("project/<str:name>/freight/<str:freight>/approve", views.approve, name="approve"),
     path("project/<str:name>/promotion/<str:promotion>/", views.promotion_page, name="promotion"),

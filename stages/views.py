@@ -9,8 +9,9 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 from django_htmx.http import push_url
 
-from freight.actions import do_approve
-from freight.models import Freight
+from freight.actions import FreightError, do_approve, do_assemble_freight
+from freight.models import Freight, Warehouse
+from freight.queries import assembly_choices
 from projects.access import Needs, actor_of, get_project_for_user
 from projects.queries import get_or_404
 from projects.web import PAGE, htmx_partial, user_error
@@ -238,3 +239,38 @@ def auto_promotion(request: HttpRequest, name: str, stage: str) -> HttpResponse:
         ctx = {"project": project, **fragments.stage_context(project, obj, role)}
         return render(request, f"{PAGE}#stage-drawer", ctx)
     return redirect(back)
+
+
+@login_required
+def assemble_freight(request: HttpRequest, name: str, warehouse: str) -> HttpResponse:
+    """Put Freight together by hand from what the Warehouse discovered (GET: the form in the
+    drawer; POST: create it, then show it). A promoter's action, as promoting is."""
+    project, role = get_project_for_user(request.user, name, Needs.PROMOTE)
+    obj = get_or_404(Warehouse.objects, f"warehouse {warehouse!r}", project=project, name=warehouse)
+    url = reverse("assemble-freight", args=[project.name, obj.name])
+    if request.method == "POST":
+        picks = {}
+        for key, value in request.POST.items():
+            if key.startswith("sub-") and key[4:].isdigit():
+                picks[int(key[4:])] = value.strip()
+        try:
+            freight, created = do_assemble_freight(
+                obj, picks, actor_of(request), request.POST.get("alias", "").strip()
+            )
+        except FreightError as exc:
+            return user_error(request, str(exc), url)
+        if htmx_partial(request):
+            ctx = {"project": project, **fragments.freight_context(project, freight, role)}
+            response = render(request, f"{PAGE}#freight-drawer", ctx)
+            if not created:
+                # Out of band, into #flash: the same artifacts made this Freight before.
+                note = {"flash_info": f"Freight {freight.alias} has exactly these artifacts."}
+                response.content += render(request, f"{PAGE}#flash", note).content
+            return push_url(response, reverse("freight", args=[project.name, freight.name]))
+        return redirect(reverse("freight", args=[project.name, freight.name]))
+    ctx = {
+        "warehouse": obj,
+        "choices": assembly_choices(obj),
+        "base": fragments.project_base(project),
+    }
+    return render_drawer(request, project, role, "assemble-drawer", ctx, url)
