@@ -4,8 +4,12 @@ Imports nothing of Django: the remote CLI runs without it."""
 
 import argparse
 from collections.abc import Callable
+from pathlib import Path
+from typing import IO
 
 ROLES = ["viewer", "promoter", "admin"]
+CREATE_KINDS = ["token", "repo-credentials", "generic-credentials"]
+REPO_CRED_TYPES = ["git", "helm", "image"]
 
 # Adds --project to a verb's parser; `needed` says whether the verb cannot do without one (each
 # CLI decides what that means: required on the server, or taken from the config file remotely).
@@ -30,12 +34,34 @@ def add_verbs(sub, project_option: ProjectOption) -> None:
     p.add_argument("name")
     project_option(p, False)
 
-    p = sub.add_parser("create", help="create an API token for a project role (admin)")
-    p.add_argument("kind", choices=["token"])
+    p = sub.add_parser(
+        "create",
+        help="create an API token for a project role, or repository or generic credentials (admin)",
+    )
+    p.add_argument("kind", choices=CREATE_KINDS)
     p.add_argument("name")
     project_option(p, True)
-    p.add_argument("--role", required=True, choices=ROLES)
-    p.add_argument("--expires", default="90d", help="lifetime: 30d, 12h or 90m (default 90d)")
+    p.add_argument("--role", choices=ROLES, help="token: the role it acts with")
+    p.add_argument(
+        "--expires", default="90d", help="token: lifetime, 30d, 12h or 90m (default 90d)"
+    )
+    p.add_argument("--type", choices=REPO_CRED_TYPES, help="repo-credentials: git, helm or image")
+    p.add_argument("--repo-url", help="repo-credentials: the repository URL (or a regex, --regex)")
+    p.add_argument("--regex", action="store_true", help="repo-credentials: --repo-url is a regex")
+    p.add_argument("--username", help="repo-credentials: the username")
+    p.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="repo-credentials: read the password from stdin (never from the command line)",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=-|KEY=@FILE",
+        help="generic-credentials: a key whose value is read from stdin (-, once) or a file "
+        "(@FILE); never a value on the command line",
+    )
 
     p = sub.add_parser("promote", help="promote Freight to a Stage, or abort a promotion")
     project_option(p, True)
@@ -94,3 +120,67 @@ def auto_promotion_lines(answer: dict) -> list[str]:
         promotion = f" (promotion {hold['promotionName']})" if hold.get("promotionName") else ""
         lines.append(f"  {key} held at Freight {hold.get('freightName', '?')}{by}{promotion}")
     return lines
+
+
+def credential_data(args, stdin: IO[str]) -> tuple[str, dict[str, str]]:
+    """(type, data) of `create repo-credentials|generic-credentials`, values read from stdin or
+    files only: a value on the command line would be in process listings and shell history.
+    ValueError says what is missing."""
+    if args.kind == "repo-credentials":
+        missing = [
+            flag
+            for flag, value in (
+                ("--type", args.type),
+                ("--repo-url", args.repo_url),
+                ("--username", args.username),
+                ("--password-stdin", args.password_stdin),
+            )
+            if not value
+        ]
+        if missing:
+            raise ValueError(f"create repo-credentials needs {', '.join(missing)}")
+        password = one_value(stdin.read())
+        if not password:
+            raise ValueError("--password-stdin: stdin held no password")
+        return args.type, {
+            "repoURL": args.repo_url,
+            "repoURLIsRegex": "true" if args.regex else "false",
+            "username": args.username,
+            "password": password,
+        }
+    if not args.set:
+        raise ValueError("create generic-credentials needs at least one --set KEY=- or KEY=@FILE")
+    data: dict[str, str] = {}
+    from_stdin = False
+    for item in args.set:
+        key, sep, source = item.partition("=")
+        if not key or not sep or not (source == "-" or source.startswith("@")):
+            raise ValueError(
+                f"--set {key or item!r}: give KEY=- (the value from stdin) or KEY=@FILE; a "
+                "value on the command line would be seen in process lists and shell history"
+            )
+        if key in data:
+            raise ValueError(f"--set {key}: given twice")
+        if source == "-":
+            if from_stdin:
+                raise ValueError(f"--set {key}=-: only one key can be read from stdin")
+            from_stdin = True
+            data[key] = one_value(stdin.read())
+        else:
+            try:
+                data[key] = one_value(Path(source[1:]).read_text())
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ValueError(
+                    f"--set {key}: cannot read {source[1:]}: {exc.__class__.__name__}"
+                ) from None
+    return "generic", data
+
+
+def one_value(text: str) -> str:
+    """A value as read from stdin or a file: one trailing newline (echo's, an editor's) dropped."""
+    return text.removesuffix("\n").removesuffix("\r")
+
+
+def credential_lines(answer: dict) -> str:
+    """What both CLIs print when credentials were created or changed."""
+    return f"secret/{answer['name']} {answer['result']}"

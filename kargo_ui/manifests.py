@@ -19,13 +19,26 @@ from django.db.models import Q
 
 from freight.actions import FreightError, do_create_freight, do_update_alias
 from freight.models import Freight, Warehouse
+from freight.receivers import do_sync_webhook_receivers_of
 from kargo.freight_ids import freight_id
 from kargo.specs import KINDS, KargoModel, dump, parse_document, resolve_kind, validate_document
 from kargo.specs import SchemaError as SchemaError
+from kargo.specs.core import SHARED_NAMESPACE, CoreObject, core_kind, is_core, validate_core
 from kargo.times import parse_rfc3339
 from kargo.yamlio import YAMLSyntaxError, load_all
-from projects.actions import do_create_project, record_event
+from projects.actions import (
+    do_create_project,
+    do_save_config_map,
+    do_save_credential,
+    record_event,
+)
 from projects.audit import audit_change
+from projects.credentials import (
+    config_map_manifest,
+    config_maps_of,
+    credentials_of,
+    secret_manifest,
+)
 from projects.export import to_manifest
 from projects.live import broadcast_on_commit
 from projects.models import Project, ProjectConfig
@@ -75,6 +88,7 @@ class Doc:
     name: str = ""
     namespace: str = ""
     model: KargoModel | None = None  # the typed object, once valid
+    core: CoreObject | None = None  # a valid v1 Secret or ConfigMap (kargo.specs.core)
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -115,6 +129,9 @@ def validate(docs: list[Doc], default_project: str = "") -> list[str]:
     """Every problem with a set of documents, each naming file, document, field path and reason."""
     errors = []
     for doc in docs:
+        if is_core(doc.body):
+            errors += validate_core_doc(doc, default_project)
+            continue
         found = [
             err
             for err in validate_document(doc.body)
@@ -160,10 +177,11 @@ def check_references(docs: list[Doc]) -> list[str]:
     """Projects must exist (or be in the same file); Stage pipelines must be acyclic."""
     errors = []
     new_projects = {d.name for d in docs if d.kind == "Project"}
-    namespaces = {d.namespace for d in docs if d.namespace}
+    # Kargo's shared resources namespace is no project: Secrets and ConfigMaps there are shared.
+    namespaces = {d.namespace for d in docs if d.namespace and d.namespace != SHARED_NAMESPACE}
     existing = set(Project.objects.filter(name__in=namespaces).values_list("name", flat=True))
     for doc in docs:
-        if doc.namespace and doc.namespace not in new_projects | existing:
+        if doc.namespace and doc.namespace not in new_projects | existing | {SHARED_NAMESPACE}:
             errors.append(
                 f"{doc.where}: metadata.namespace: project {doc.namespace!r} does not exist"
             )
@@ -221,15 +239,67 @@ def apply_docs(docs: list[Doc], actor: str, default_project: str = "") -> list[s
         raise ManifestError(errors)
     results = []
     with transaction.atomic():
-        for doc in sorted(docs, key=lambda d: ORDER.index(d.kind)):
+        for doc in sorted(docs, key=apply_rank):
             try:
                 results.append(f"{doc.kind.lower()}/{doc.name} {apply_one(doc, actor)}")
             except ManifestError as exc:
                 raise ManifestError([f"{doc.where}: {e}" for e in exc.errors]) from None
+        # Webhook receiver URLs derive from the ProjectConfig and its Secrets: re-export them.
+        do_sync_webhook_receivers_of({d.namespace for d in docs if d.kind in ("ProjectConfig", "Secret")})
     return results
 
 
+def apply_rank(doc: Doc) -> float:
+    # Secrets and ConfigMaps right after Projects: everything else may need them.
+    return 0.5 if doc.core else ORDER.index(doc.kind)
+
+
+def validate_core_doc(doc: Doc, default_project: str) -> list[str]:
+    """A v1 Secret (a Kargo credential) or ConfigMap: its errors, each naming document and field
+    (never a value); namespace `kargo-shared-resources` makes it shared by every project."""
+    core, found = validate_core(doc.body)
+    if found:
+        return [f"{doc.where}: {err.path}: {err.message}" for err in found]
+    if not doc.namespace:
+        if not default_project:
+            return [
+                f"{doc.where}: metadata.namespace: required (the project name, or "
+                f"{SHARED_NAMESPACE} for shared), or pass --project"
+            ]
+        doc.namespace = default_project
+    doc.core = core
+    return []
+
+
+def apply_core(doc: Doc, actor: str) -> str:
+    core = doc.core
+    project = None if doc.namespace == SHARED_NAMESPACE else Project.objects.get(name=doc.namespace)
+    try:
+        if core.kind == "ConfigMap":
+            return do_save_config_map(
+                project,
+                core.name,
+                core.data,
+                actor,
+                labels=core.labels,
+                annotations=core.annotations,
+            )
+        return do_save_credential(
+            project,
+            core.name,
+            core.cred_type,
+            core.data,
+            actor,
+            labels=core.labels,
+            annotations=core.annotations,
+        )
+    except ValueError as exc:
+        raise ManifestError([str(exc)]) from None
+
+
 def apply_one(doc: Doc, actor: str) -> str:
+    if doc.core:
+        return apply_core(doc, actor)
     if doc.kind == "Promotion":
         return apply_promotion(doc, actor)
     model = doc.model
@@ -387,6 +457,20 @@ def export(kind: str, project: str | None = None, name: str | None = None) -> li
     if name:
         qs = qs.filter(Q(name=name) | Q(alias=name)) if kind == "Freight" else qs.filter(name=name)
     return [to_manifest(kind, obj) for obj in qs.order_by("name")]
+
+
+def export_core(kind: str, project_id: int | None, name: str | None = None) -> list[dict]:
+    """Secrets (every value ***: never exported) or ConfigMaps of a project (None: the shared
+    ones), for `kargo get secrets|configmaps` and the API."""
+    if kind == "Secret":
+        rows = credentials_of(project_id)
+        return [secret_manifest(r) for r in (rows.filter(name=name) if name else rows)]
+    rows = config_maps_of(project_id)
+    return [config_map_manifest(r) for r in (rows.filter(name=name) if name else rows)]
+
+
+def is_core_kind(text: str) -> bool:
+    return core_kind(text) is not None
 
 
 def dump_yaml(docs: list[dict]) -> str:

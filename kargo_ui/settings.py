@@ -5,6 +5,7 @@ Celery broker, so `manage.py serve` runs everything in one process. DATABASE_URL
 switch to PostgreSQL, channels-redis and a Redis broker for separate daphne/worker processes.
 """
 
+import base64
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -88,6 +89,12 @@ FILE_REPO_ROOTS = [p for p in env_str("KARGO_FILE_REPO_ROOTS").split(":") if p]
 EGRESS_ALLOW = [e.strip() for e in env_str("KARGO_EGRESS_ALLOW").split(",") if e.strip()]
 EGRESS_DENY = [e.strip() for e in env_str("KARGO_EGRESS_DENY").split(",") if e.strip()]
 EGRESS_ALLOW_LOCAL = env_bool("KARGO_EGRESS_ALLOW_LOCAL", DEMO_MODE)
+# The address senders reach this server at: webhook receiver URLs in ProjectConfig
+# status.webhookReceivers are <KARGO_PUBLIC_URL>/webhook/<kind>/<hash> (Kargo's external webhook
+# server base URL is this plus /webhook).
+KARGO_PUBLIC_URL = env_str("KARGO_PUBLIC_URL", "http://127.0.0.1:8000").strip().rstrip("/")
+if not KARGO_PUBLIC_URL.startswith(("http://", "https://")):
+    raise ImproperlyConfigured(f"KARGO_PUBLIC_URL={KARGO_PUBLIC_URL!r} is not an http(s) URL")
 # Kargo's minimum warehouse discovery interval is 5m; a local setup wants faster.
 MIN_DISCOVERY_INTERVAL = env_float("KARGO_MIN_DISCOVERY_INTERVAL", 0.0)
 
@@ -368,3 +375,27 @@ if OIDC_ENABLED:
     if not OIDC_USERNAME_CLAIM:
         raise ImproperlyConfigured("KARGO_OIDC_USERNAME_CLAIM is empty")
     AUTHENTICATION_BACKENDS = [*AUTHENTICATION_BACKENDS, "projects.oidc.OIDCBackend"]
+
+# ---------------------------------------------------------------- credentials store
+
+# Fernet keys (urlsafe base64 of 32 bytes; `python -c "from cryptography.fernet import Fernet;
+# print(Fernet.generate_key().decode())"`), comma-separated: the first encrypts, every one
+# decrypts. To rotate: put a new key first, run `manage.py kargo rotate-credentials-key`, then drop
+# the old one. Unset: one key derived from SECRET_KEY (projects.credentials), so the embedded mode
+# needs no setup (and changing SECRET_KEY then makes stored credentials unreadable).
+CREDENTIALS_KEYS = [k.strip() for k in env_str("KARGO_CREDENTIALS_KEYS").split(",") if k.strip()]
+for _i, _key in enumerate(CREDENTIALS_KEYS):
+    try:
+        _raw = base64.urlsafe_b64decode(_key.encode("ascii"))
+    except (ValueError, UnicodeEncodeError):
+        _raw = b""
+    if len(_raw) != 32:
+        # The key itself is never quoted: it is a secret.
+        raise ImproperlyConfigured(
+            f"KARGO_CREDENTIALS_KEYS: key {_i + 1} is not a Fernet key "
+            "(urlsafe base64 of 32 bytes)"
+        )
+# Kargo hands no credentials to plain http:// repositories unless the operator allows it
+# (ALLOW_CREDENTIALS_OVER_HTTP); loopback addresses are always allowed here, since nothing
+# leaves the machine.
+CREDENTIALS_OVER_HTTP = env_bool("KARGO_ALLOW_CREDENTIALS_OVER_HTTP", False)

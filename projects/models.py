@@ -277,3 +277,84 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"token {self.name} ({self.role}) in {self.project}"
+
+
+class CredType(models.TextChoices):
+    # Kargo's kargo.akuity.io/cred-type label values.
+    GIT = "git", "Git"
+    HELM = "helm", "Helm"
+    IMAGE = "image", "Image"
+    GENERIC = "generic", "Generic"
+
+
+class Credential(models.Model):
+    """A Kargo credential Secret (label kargo.akuity.io/cred-type): a project's own, or shared by
+    every project when `project` is NULL (Kargo's kargo-shared-resources namespace). Its data is
+    stored only encrypted (`sealed`, a Fernet token of the JSON data: projects.credentials); the
+    repository URL beside it, in clear, is what matching and listings read. `keys` names the data
+    keys so a listing can show `key: ***` without decrypting anything."""
+
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, null=True, blank=True, related_name="credentials"
+    )
+    name = models.CharField(max_length=253)
+    cred_type = models.CharField(max_length=16, choices=CredType.choices)
+    repo_url = models.CharField(max_length=2048, blank=True)
+    repo_url_is_regex = models.BooleanField(default=False)
+    keys = models.JSONField(default=list, blank=True)
+    sealed = models.TextField()
+    labels = models.JSONField(default=dict, blank=True)
+    annotations = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "name"],
+                condition=models.Q(project__isnull=False),
+                name="one_credential_name_per_project",
+            ),
+            models.UniqueConstraint(
+                fields=["name"],
+                condition=models.Q(project__isnull=True),
+                name="one_shared_credential_name",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"credential {self.name} ({self.cred_type})"
+
+
+class ConfigMap(models.Model):
+    """A Kubernetes ConfigMap for `configMap()` (project) and `sharedConfigMap()` (`project`
+    NULL) in expressions. Plain data, not secret."""
+
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, null=True, blank=True, related_name="config_maps"
+    )
+    name = models.CharField(max_length=253)
+    data = models.JSONField(default=dict, blank=True)
+    labels = models.JSONField(default=dict, blank=True)
+    annotations = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "name"],
+                condition=models.Q(project__isnull=False),
+                name="one_config_map_name_per_project",
+            ),
+            models.UniqueConstraint(
+                fields=["name"],
+                condition=models.Q(project__isnull=True),
+                name="one_shared_config_map_name",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"configmap {self.name}"

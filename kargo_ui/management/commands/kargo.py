@@ -3,6 +3,7 @@ Every change records who acted (--actor, default the OS user). `kargo-ui` (kargo
 runs the same verbs against a server's JSON API with an API token, which kargo_ui.api answers
 with the helpers below (find_resource, delete_resource, table, token_table)."""
 
+import argparse
 import getpass
 import json
 import secrets
@@ -17,11 +18,20 @@ from django.db.models import Q
 from freight.actions import delete_guard, do_approve, do_request_refresh
 from freight.models import Freight, Warehouse
 from kargo.specs import KINDS
+from kargo.specs.core import SHARED_NAMESPACE, core_kind
 from kargo_ui import manifests
-from kargo_ui.cli_verbs import ROLES, add_verbs, auto_promotion_lines
+from kargo_ui.cli_verbs import ROLES, add_verbs, auto_promotion_lines, credential_data
 from projects import oidc
-from projects.actions import do_set_membership, record_event
+from projects.actions import (
+    do_delete_config_map,
+    do_delete_credential,
+    do_rotate_credentials_key,
+    do_save_credential,
+    do_set_membership,
+    record_event,
+)
 from projects.audit import audit_context
+from projects.credentials import config_maps_of, credential_info, credentials_of
 from projects.models import ApiToken, Membership, Project, Surface
 from projects.tokens import (
     do_create_token,
@@ -62,7 +72,7 @@ def server_project_option(parser, needed: bool) -> None:
 class Command(BaseCommand):
     help = (
         "Kargo CLI verbs: apply, get, delete, promote, approve, refresh, verify, auto-promotion, "
-        "create token"
+        "create token|repo-credentials|generic-credentials, rotate-credentials-key"
     )
 
     def add_arguments(self, parser):
@@ -71,6 +81,18 @@ class Command(BaseCommand):
         )
         sub = parser.add_subparsers(dest="verb", required=True)
         add_verbs(sub, server_project_option)
+        # Shared credentials and ConfigMaps (Kargo's kargo-shared-resources namespace) are the
+        # operator's: only this CLI reaches them.
+        for verb in ("create", "get", "delete"):
+            sub.choices[verb].add_argument(
+                "--shared",
+                action="store_true",
+                help=f"credentials and configmaps: the shared ones ({SHARED_NAMESPACE})",
+            )
+        sub.add_parser(
+            "rotate-credentials-key",
+            help="re-encrypt every stored credential with the first of KARGO_CREDENTIALS_KEYS",
+        )
 
         p = sub.add_parser(
             "grant",
@@ -126,6 +148,8 @@ class Command(BaseCommand):
     def do_get(self, opts):
         if opts["kind"] in TOKEN_KINDS:
             return self.get_tokens(opts)
+        if core_kind(opts["kind"]):
+            return self.get_core(opts)
         kind = manifests.kind_named(opts["kind"])
         docs = manifests.export(kind, opts["project"] or None, opts["name"])
         if opts["name"] and not docs:
@@ -146,6 +170,8 @@ class Command(BaseCommand):
             do_delete_token(token, opts["actor"])
             self.stdout.write(f"token/{token.name} deleted")
             return
+        if core_kind(opts["kind"]):
+            return self.delete_core(opts)
         kind = manifests.kind_named(opts["kind"])
         if not KINDS[kind].cluster_scoped and not opts["project"]:
             raise CommandError("--project is required for " + kind)
@@ -157,9 +183,13 @@ class Command(BaseCommand):
     # -------------------------------------------------------------- API tokens
 
     def do_create(self, opts):
+        if opts["kind"] != "token":
+            return self.create_credentials(opts)
         project = Project.objects.filter(name=opts["project"]).first()
         if project is None:
             raise CommandError(f"project {opts['project']!r} not found")
+        if not opts["role"]:
+            raise CommandError("create token needs --role")
         token, secret = do_create_token(
             project, opts["name"], opts["role"], opts["actor"], parse_expiry(opts["expires"])
         )
@@ -171,6 +201,70 @@ class Command(BaseCommand):
             f"expires {info['expiresAt']}. Keep it now: it is not shown again."
         )
         self.stdout.write(secret)
+
+    # -------------------------------------------------------------- credentials and configmaps
+
+    def scope(self, opts) -> Project | None:
+        """The project named by --project, or None with --shared."""
+        if opts.get("shared"):
+            return None
+        name = opts.get("project")
+        if not name:
+            raise CommandError("--project is required (or --shared for the shared ones)")
+        if name == SHARED_NAMESPACE:
+            return None
+        project = Project.objects.filter(name=name).first()
+        if project is None:
+            raise CommandError(f"project {name!r} not found")
+        return project
+
+    def create_credentials(self, opts):
+        project = self.scope(opts)
+        cred_type, data = credential_data(argparse.Namespace(**opts), sys.stdin)
+        result = do_save_credential(
+            project, opts["name"], cred_type, data, opts["actor"], create_only=True
+        )
+        self.stdout.write(f"secret/{opts['name']} {result}")
+
+    def get_core(self, opts):
+        project = self.scope(opts)
+        kind = core_kind(opts["kind"])
+        project_id = project.id if project else None
+        docs = manifests.export_core(kind, project_id, opts["name"])
+        if opts["name"] and not docs:
+            raise CommandError(f'{kind} "{opts["name"]}" not found')
+        if opts["output"] == "yaml":
+            self.stdout.write(manifests.dump_yaml(docs), ending="")
+        elif opts["output"] == "json":
+            payload = (
+                docs[0] if opts["name"] else {"apiVersion": "v1", "kind": "List", "items": docs}
+            )
+            self.stdout.write(json.dumps(payload, indent=2))
+        elif kind == "Secret":
+            rows = credentials_of(project_id)
+            if opts["name"]:
+                rows = rows.filter(name=opts["name"])
+            self.stdout.write(credential_table([credential_info(r) for r in rows]))
+        else:
+            self.stdout.write(config_map_table(docs))
+
+    def delete_core(self, opts):
+        project = self.scope(opts)
+        kind = core_kind(opts["kind"])
+        project_id = project.id if project else None
+        rows = credentials_of(project_id) if kind == "Secret" else config_maps_of(project_id)
+        row = rows.filter(name=opts["name"]).first()
+        if row is None:
+            raise CommandError(f'{kind} "{opts["name"]}" not found')
+        if kind == "Secret":
+            do_delete_credential(row, opts["actor"])
+        else:
+            do_delete_config_map(row, opts["actor"])
+        self.stdout.write(f"{kind.lower()}/{row.name} deleted")
+
+    def do_rotate_credentials_key(self, opts):
+        count = do_rotate_credentials_key(opts["actor"])
+        self.stdout.write(f"{count} credential(s) re-encrypted with the first configured key")
 
     def get_tokens(self, opts):
         if not opts["project"]:
@@ -491,6 +585,30 @@ def token_table(infos: list[dict]) -> str:
     for t in infos:
         expires = t["expiresAt"] + (" (expired)" if t["expired"] else "")
         rows.append([t["name"], t["role"], t["createdAt"], expires, t["lastUsedAt"] or "never"])
+    return columns(rows)
+
+
+def credential_table(infos: list[dict]) -> str:
+    """`get credentials`: names, types, URLs and which keys are set; every value ***."""
+    if not infos:
+        return "No credentials found."
+    rows = [["NAME", "TYPE", "REGEX", "REPO", "DATA"]]
+    for c in infos:
+        data = ",".join(
+            f"{key}=***" for key in c["data"] if key not in ("repoURL", "repoURLIsRegex")
+        )
+        rows.append(
+            [c["name"], c["type"], str(c["repoURLIsRegex"]).lower(), c["repoURL"] or "-", data]
+        )
+    return columns(rows)
+
+
+def config_map_table(docs: list[dict]) -> str:
+    if not docs:
+        return "No ConfigMap resources found."
+    rows = [["NAME", "DATA"]]
+    for d in docs:
+        rows.append([d["metadata"]["name"], ",".join(d.get("data") or {}) or "-"])
     return columns(rows)
 
 
