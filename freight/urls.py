@@ -1,8 +1,11 @@
 from django.urls import path
 
-from . import api, views
+from . import api, receivers, views
 
 urlpatterns = [
+    # Webhook receivers (ProjectConfig spec.webhookReceivers): no login, no CSRF, the path and
+    # the sender's signature are the proof.
+    *receivers.urlpatterns,
     path(
         "project/<str:name>/warehouse/<str:warehouse>/refresh",
         views.refresh_warehouse,

@@ -245,7 +245,9 @@ def apply_docs(docs: list[Doc], actor: str, default_project: str = "") -> list[s
             except ManifestError as exc:
                 raise ManifestError([f"{doc.where}: {e}" for e in exc.errors]) from None
         # Webhook receiver URLs derive from the ProjectConfig and its Secrets: re-export them.
-        do_sync_webhook_receivers_of({d.namespace for d in docs if d.kind in ("ProjectConfig", "Secret")})
+        do_sync_webhook_receivers_of(
+            {d.namespace for d in docs if d.kind in ("ProjectConfig", "Secret")}
+        )
     return results
 
 
