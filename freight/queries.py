@@ -121,3 +121,41 @@ def assembly_choices(warehouse: Warehouse) -> list[SubscriptionChoices]:
             ]
             out.append(SubscriptionChoices(index, "chart", chart.repoURL, title, options))
     return out
+
+
+def picks_by_name(warehouse: Warehouse, artifacts: object) -> dict[int, str]:
+    """The API's and CLI's picks, {subscription: artifact}, as the form's {index: key}: a
+    subscription by its name or its repoURL (a chart's also as "repoURL name"), an artifact by
+    its key or, for a commit, its tag or an abbreviated id (7 characters or more)."""
+    if not isinstance(artifacts, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in artifacts.items()
+    ):
+        raise ValueError('give "artifacts" as {"<subscription>": "<artifact>"}')
+    choices = assembly_choices(warehouse)
+    picks, used = {}, set()
+    for c in choices:
+        sub = warehouse.typed_spec.subscriptions[c.index]
+        names = [n for n in (sub.name, c.repo_url, c.title) if n]
+        wanted = next((artifacts[n] for n in names if n in artifacts), None)
+        used.update(n for n in names if n in artifacts)
+        if wanted is None:
+            continue
+        match = next((o.key for o in c.options if o.key == wanted), None)
+        if match is None and c.kind == "git":
+            match = next(
+                (
+                    o.key
+                    for o in c.options
+                    if o.artifact.get("tag") == wanted
+                    or (len(wanted) >= 7 and o.key.startswith(wanted))
+                ),
+                None,
+            )
+        picks[c.index] = match or wanted
+    unknown = sorted(set(artifacts) - used)
+    if unknown:
+        known = ", ".join(c.title for c in choices) or "none"
+        raise ValueError(
+            f"no subscription {unknown[0]!r} in this Warehouse (subscriptions: {known})"
+        )
+    return picks

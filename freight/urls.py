@@ -13,6 +13,11 @@ urlpatterns = [
     ),
     path("api/v1/projects/<str:project>/freight", api.list_freight, name="api-freight"),
     path(
+        "api/v1/projects/<str:project>/warehouses/<str:warehouse>/freight",
+        api.create_freight,
+        name="api-create-freight",
+    ),
+    path(
         "api/v1/projects/<str:project>/warehouses/<str:warehouse>/refresh",
         api.refresh_warehouse,
         name="api-refresh-warehouse",

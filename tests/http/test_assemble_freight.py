@@ -3,6 +3,7 @@ picks one discovered artifact per subscription of a Warehouse, in the drawer or 
 form POST; the same artifacts make the same Freight; bad picks get a clear message."""
 
 import hashlib
+import json
 
 import pytest
 
@@ -131,3 +132,33 @@ def test_an_analysisrun_opens_as_a_full_page_too(client, users, project):
     client.force_login(users["carol"])
     html = client.get("/project/kargo-demo/analysisrun/test.run1/").content.decode()
     assert 'id="analysisrun-drawer-' in html and "No measurements yet" in html
+
+
+API = "/api/v1/projects/kargo-demo/warehouses/guestbook/freight"
+
+
+def api_post(client, body):
+    return client.post(API, json.dumps(body), content_type="application/json")
+
+
+def test_the_api_takes_artifacts_by_subscription_and_tag(client, users, manual):
+    client.force_login(users["bob"])
+    token = client.get("/project/kargo-demo/").cookies["csrftoken"].value
+    client.defaults["HTTP_X_CSRFTOKEN"] = token
+    response = api_post(client, {"artifacts": {APP_REPO: "v2.1.0"}, "alias": "from-api"})
+    assert response.status_code == 201, response.content
+    manifest = response.json()
+    assert manifest["alias"] == "from-api"
+    assert manifest["commits"][0]["id"] == commit("v2.1.0")["id"]
+    # An abbreviated id names the same artifacts: the same Freight, 200.
+    again = api_post(client, {"artifacts": {APP_REPO: commit("v2.1.0")["id"][:8]}})
+    assert (
+        again.status_code == 200
+        and again.json()["metadata"]["name"] == manifest["metadata"]["name"]
+    )
+    wrong = api_post(client, {"artifacts": {"https://elsewhere.example/x.git": "v1"}})
+    assert wrong.status_code == 400
+    assert "no subscription 'https://elsewhere.example/x.git'" in wrong.json()["error"]
+    assert api_post(client, {"artifacts": ["v1"]}).status_code == 400
+    client.force_login(users["carol"])
+    assert api_post(client, {"artifacts": {APP_REPO: "v2.0.0"}}).status_code == 403
