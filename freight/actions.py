@@ -195,6 +195,7 @@ def do_discover(warehouse_id: int) -> Freight | None:
                 expression_filter=(lambda env, e=expression: evaluate(e, env))
                 if expression
                 else None,
+                project_id=warehouse.project_id,
             )
             named = {"subscriptionName": sub.name} if sub.name else {}
             discovered_git.append(

@@ -198,6 +198,13 @@ def config_map(project_id: int | None, name: str) -> dict[str, str] | None:
     return dict(row.data) if row else None
 
 
+def has_credentials(project_id: int | None, cred_type: str) -> bool:
+    """Whether any credential of the type could match for the project (its own or shared): a
+    cheap check before finding a URL to match."""
+    scope = (_scope(project_id) | _scope(None)) if project_id is not None else _scope(None)
+    return Credential.objects.filter(scope, cred_type=cred_type).exists()
+
+
 def git_env(project_id: int | None, repo_url: str) -> dict[str, str]:
     """What the environment of a git process talking to `repo_url` needs to authenticate with
     the stored credential ({} when there is none): GIT_ASKPASS pointing at the helper that

@@ -468,6 +468,7 @@ def run_step(
             actor=promotion.actor,
             freight=list(collection.values()),
             outputs=state,
+            project_id=promotion.project_id,
         )
         result = impl().run(ctx, valid)
         outputs = json_value(result.outputs, "outputs")

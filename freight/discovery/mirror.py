@@ -67,11 +67,12 @@ def _git(
     cwd: Path | None = None,
     timeout: float = LOCAL_TIMEOUT,
     check: bool = True,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess:
     """Run `git <args>` through the one runner; stdout and stderr as bytes."""
     shown = redact(url)
     try:
-        result = runner.run(["git", *args], cwd=cwd, timeout=timeout, binary=True)
+        result = runner.run(["git", *args], cwd=cwd, timeout=timeout, binary=True, env=env)
     except runner.CommandError as exc:
         raise DiscoveryError(f"cannot run git to {what} for {shown}: {exc}") from None
     if check and result.returncode != 0:
@@ -91,8 +92,11 @@ def _git_date(text: str, what: str) -> datetime:
 class Mirror:
     """A bare repository under cache_dir mirroring one remote's branches and tags."""
 
-    def __init__(self, repo_url: str, cache_dir: Path):
+    def __init__(self, repo_url: str, cache_dir: Path, auth_env: dict[str, str] | None = None):
         self.url = repo_url
+        # How git authenticates to the remote (projects.credentials.git_env: an askpass helper
+        # and the values in this environment only), given to every git call on the mirror.
+        self.auth_env = auth_env or None
         self.shown_url = redact(repo_url)
         # Named after the normalised URL's hash: spelling variants of one URL share a mirror, and
         # nothing from the raw URL reaches the filesystem.
@@ -114,7 +118,7 @@ class Mirror:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def git(self, args: list[str], **kwargs) -> subprocess.CompletedProcess:
-        return _git(args, url=self.url, cwd=self.path, **kwargs)
+        return _git(args, url=self.url, cwd=self.path, env=self.auth_env, **kwargs)
 
     # ----------------------------------------------------------------------------------------------
     # Keeping the mirror in step with the remote

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict
 from kargo import runner
 from kargo.errors import field_errors
 from kargo.workdir import PathEscape, WorkDir
+from projects.credentials import git_env, has_credentials
 
 
 class StepError(Exception):
@@ -44,6 +45,8 @@ class StepContext:
     # Outputs of earlier steps, keyed by step alias.
     outputs: dict[str, dict] = field(default_factory=dict)
     git_author: dict = field(default_factory=_default_git_author)
+    # The project's id, for its stored credentials (projects.credentials); None: none are used.
+    project_id: int | None = None
 
     def __post_init__(self) -> None:
         self.guard = WorkDir(self.work_dir)
@@ -146,7 +149,10 @@ def run_command(
     input: str | None = None,
     env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess:
-    """Run a program (argument list, never a shell) inside the work dir."""
+    """Run a program (argument list, never a shell) inside the work dir. A git command that
+    talks to a remote gets the project's stored credential for it, if any (git_auth_env)."""
+    if ctx.project_id is not None and args and args[0] == "git":
+        env = {**git_auth_env(ctx, args, ctx.path(cwd)), **(env or {})}
     try:
         proc = runner.run(args, cwd=ctx.path(cwd), timeout=timeout, input=input, env=env)
     except runner.CommandError as exc:
@@ -155,6 +161,36 @@ def run_command(
         detail = runner.tail(proc.stderr or proc.stdout) or f"exit code {proc.returncode}"
         raise StepError(f"{' '.join(args[:2])} failed: {detail}")
     return proc
+
+
+# git commands that talk to the remote; the steps always name it `origin`, or give the URL to clone.
+_NETWORK_VERBS = {"clone", "fetch", "pull", "push", "ls-remote"}
+
+
+def git_auth_env(ctx: StepContext, args: list[str], cwd: Path) -> dict[str, str]:
+    """The environment that lets a git command authenticate with the stored credential for its
+    remote (projects.credentials.git_env: an askpass helper, values only in this process's
+    environment): the URL after `--` for a clone, origin's URL otherwise. {} for commands that
+    stay local, and when no credential matches."""
+    words = iter(args[1:])
+    verb = ""
+    for word in words:
+        if word == "-c":
+            next(words, None)
+        elif not word.startswith("-"):
+            verb = word
+            break
+    if verb not in _NETWORK_VERBS or not has_credentials(ctx.project_id, "git"):
+        return {}
+    if verb == "clone":
+        url = args[args.index("--") + 1] if "--" in args[:-1] else ""
+    else:
+        try:
+            found = runner.run(["git", "config", "--get", "remote.origin.url"], cwd=cwd, timeout=30)
+        except runner.CommandError:
+            return {}
+        url = found.stdout.strip() if found.returncode == 0 else ""
+    return git_env(ctx.project_id, url) if url else {}
 
 
 def git(
