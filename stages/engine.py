@@ -22,6 +22,7 @@ from kargo.expressions.values import type_name
 from kargo.redaction import hide_paths, redact_values
 from kargo.specs import ExpressionVariable, PromotionOnlyStep
 from kargo.times import rfc3339, rfc3339_nano
+from projects.credentials import expression_functions, mask
 from projects.queue import enqueue_on_commit
 from projects.repos import RepoNotAllowed, check_repo_url, repo_urls_in
 
@@ -138,10 +139,17 @@ def json_value(value, where: str):
 
 
 def build_env(
-    promotion: Promotion, freight_alias: str, step_states: dict[str, str], tolerated: set[str]
+    promotion: Promotion,
+    freight_alias: str,
+    step_states: dict[str, str],
+    tolerated: set[str],
+    revealed: set[str] | None = None,
 ) -> dict:
     """The expression environment of Kargo's promotion steps. `status(alias)` gives a step's real
-    status; success()/failure() ignore failures of continueOnError steps (`tolerated`)."""
+    status; success()/failure() ignore failures of continueOnError steps (`tolerated`).
+    secret()/sharedSecret()/configMap()/sharedConfigMap() read the project's stored ones
+    (projects.credentials); every secret value they hand out goes into `revealed`, for masking
+    what is shown of a step."""
     collection = promotion.status.get("freightCollection", {}).get("items", {})
     freight = promotion.status["freight"]
 
@@ -213,6 +221,7 @@ def build_env(
         "failure": failed,
         "always": lambda: True,
         "status": lambda alias: step_states.get(alias, ""),
+        **expression_functions(promotion.project_id, revealed if revealed is not None else set()),
     }
 
 
@@ -328,7 +337,8 @@ def execute(promotion: Promotion, work_dir: Path, claimed_by: str) -> tuple[str,
         .first()
         or ""
     )
-    env = build_env(promotion, freight_alias, step_states, tolerated)
+    revealed: set[str] = set()  # secret values expressions read: masked wherever a step is shown
+    env = build_env(promotion, freight_alias, step_states, tolerated, revealed)
     stage_vars = promotion.stage.typed_spec.vars
     try:
         template_vars = evaluate_vars(
@@ -383,8 +393,9 @@ def execute(promotion: Promotion, work_dir: Path, claimed_by: str) -> tuple[str,
                 promotion, step, alias, env, template_vars, state, work_dir, collection
             )
             # Users see paths relative to the work directory, never the server's own layout.
-            step_message = hide_paths(
-                step_message, (work_dir, "."), (settings.DATA_DIR, "$KARGO_DATA_DIR")
+            step_message = mask(
+                hide_paths(step_message, (work_dir, "."), (settings.DATA_DIR, "$KARGO_DATA_DIR")),
+                revealed,
             )
             if status != "Errored":
                 break
@@ -401,7 +412,7 @@ def execute(promotion: Promotion, work_dir: Path, claimed_by: str) -> tuple[str,
         if step_message or note:
             entry["message"] = _with_note(note, step_message)
         if config_shown is not None:
-            entry["config"] = redact_values(config_shown)
+            entry["config"] = mask(redact_values(config_shown), revealed)
         if outputs:
             state[alias] = outputs
         step_states[alias] = status

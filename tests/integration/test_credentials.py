@@ -11,6 +11,7 @@ from cryptography.fernet import Fernet
 from django.core.management import CommandError, call_command
 from django.db import connection
 
+from kargo.expressions import ExpressionError, evaluate_template
 from kargo_ui import manifests
 from projects import credentials
 from projects.actions import do_create_project, do_save_credential
@@ -229,3 +230,59 @@ def test_rotation_re_encrypts_with_the_first_key(project, settings):
     assert "gitops" in str(caught.value) and PASSWORD not in str(caught.value)
     with pytest.raises(CommandError):
         kargo("rotate-credentials-key")
+
+
+def test_expression_functions_read_the_store_and_mask_what_they_reveal(project):
+    apply(
+        f"""
+        apiVersion: v1
+        kind: Secret
+        metadata: {{name: slack, labels: {{kargo.akuity.io/cred-type: generic}}}}
+        stringData: {{token: {PASSWORD}}}
+        ---
+        apiVersion: v1
+        kind: Secret
+        metadata: {{name: slack, namespace: kargo-shared-resources, labels: {{kargo.akuity.io/cred-type: generic}}}}
+        stringData: {{token: shared-{PASSWORD}}}
+        ---
+        apiVersion: v1
+        kind: ConfigMap
+        metadata: {{name: settings}}
+        data: {{region: eu}}
+        ---
+        apiVersion: v1
+        kind: ConfigMap
+        metadata: {{name: settings, namespace: kargo-shared-resources}}
+        data: {{region: global}}
+        """,
+        project="shop",
+    )
+    apply(
+        repo_cred("gitops", "https://git.example.com/org/gitops.git")
+        + "---"
+        + repo_cred("shared-git", "https://git.example.com/", namespace="kargo-shared-resources")
+    )
+    revealed: set[str] = set()
+    env = credentials.expression_functions(project.id, revealed)
+
+    def ev(text):
+        return evaluate_template(text, env)
+
+    assert ev("${{ secret('slack').token }}") == PASSWORD
+    assert ev("${{ sharedSecret('slack').token }}") == f"shared-{PASSWORD}"
+    assert ev("${{ configMap('settings').region }}") == "eu"
+    assert ev("${{ sharedConfigMap('settings').region }}") == "global"
+    # The project's own repository credentials can be read; shared ones only if generic.
+    assert ev("${{ secret('gitops').username }}") == "bot-gitops"
+    for text, message in [
+        ("${{ sharedSecret('shared-git') }}", "shared generic secret 'shared-git' not found"),
+        ("${{ secret('nope') }}", "secret 'nope' not found in this project"),
+        ("${{ configMap('nope') }}", "configmap 'nope' not found in this project"),
+        ("${{ secret(1) }}", "secret() takes a non-empty string"),
+    ]:
+        with pytest.raises(ExpressionError) as caught:
+            ev(text)
+        assert message in str(caught.value)
+    assert PASSWORD in revealed
+    shown = credentials.mask({"url": f"https://hooks.test/?t={PASSWORD}", "n": 1}, revealed)
+    assert shown == {"url": "https://hooks.test/?t=***", "n": 1}
