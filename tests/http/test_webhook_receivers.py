@@ -244,3 +244,49 @@ def test_the_path_never_reaches_the_log(client, receivers, caplog):
     assert caplog.records
     assert digest not in caplog.text
     assert SECRET not in caplog.text
+
+
+GENERIC = """
+apiVersion: kargo.akuity.io/v1alpha1
+kind: ProjectConfig
+metadata:
+  name: kargo-demo
+  namespace: kargo-demo
+spec:
+  webhookReceivers:
+  - name: ci
+    generic:
+      secretRef:
+        name: ci-secret
+      actions:
+      - action: Refresh
+        whenExpression: "request.header('X-Event') == 'built'"
+        targetSelectionCriteria:
+        - kind: Warehouse
+          indexSelector:
+            matchIndices:
+            - key: subscribedURLs
+              operator: Equals
+              value: "${{ normalizeGit(request.body.repo) }}"
+"""
+
+
+def test_the_generic_receiver_refreshes_what_its_actions_select(client, receivers, project):
+    do_save_credential(project, "ci-secret", "generic", {"secret": "ci-token"}, "fixture")
+    apply_text(GENERIC, "config.yaml", "fixture")
+    path = ProjectConfig.objects.get(project=project).status["webhookReceivers"][0]["path"]
+    assert path.startswith("/webhook/generic/")
+    body = json.dumps({"repo": "https://GitHub.com/example-org/guestbook.git"}).encode()
+    response = post(client, path, body, X_Event="other")
+    assert response.status_code == 200
+    assert response.json()["results"][0]["result"] == "NotApplicable"
+    assert refresh_of("from-github") is None
+    response = post(client, path, body, X_Event="built")
+    assert response.status_code == 200
+    (result,) = response.json()["results"]
+    assert result["selectedTargets"] == [
+        {"namespace": "kargo-demo", "name": "from-github", "success": True}
+    ]
+    assert result["result"] == "Success"
+    assert refresh_of("from-github") is not None
+    assert refresh_of("guestbook") is None
