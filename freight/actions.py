@@ -12,16 +12,17 @@ from django.utils import timezone
 from kargo.conditions import condition, set_condition
 from kargo.durations import duration_seconds
 from kargo.expressions import ExpressionError, evaluate
-from kargo.freight_ids import freight_id, generate_alias
+from kargo.freight_ids import freight_id, generate_alias, normalize_chart_url, normalize_git_url
 from kargo.redaction import hide_paths
-from kargo.times import rfc3339
+from kargo.specs import RepoSubscription
+from kargo.times import parse_rfc3339, rfc3339
 from projects.actions import record_event
 from projects.live import broadcast_on_commit
 from projects.models import Project
 from projects.queue import enqueue_on_commit
 from projects.repos import RepoNotAllowed, check_repo_url
 
-from .discovery import DiscoveryError, discover_git
+from .discovery import DiscoveryError, discover_chart, discover_git, discover_image
 from .models import Freight, Warehouse
 from .queries import assembly_choices
 
@@ -166,10 +167,180 @@ def discovery_due(warehouse: Warehouse, now) -> bool:
     return (now - warehouse.last_discovery_at).total_seconds() >= interval
 
 
+def discover_git_subscription(warehouse: Warehouse, sub: RepoSubscription) -> tuple[dict, dict]:
+    """A git subscription's discoveredArtifacts.git entry and its newest commit (for Freight)."""
+    git = sub.git
+    check_repo_url(git.repoURL)
+    expression = git.expressionFilter
+    found = discover_git(
+        git,
+        settings.DATA_DIR / "git-cache",
+        expression_filter=(lambda env, e=expression: evaluate(e, env)) if expression else None,
+        project_id=warehouse.project_id,
+    )
+    named = {"subscriptionName": sub.name} if sub.name else {}
+    entry = {"repoURL": git.repoURL, **named, "commits": [c.as_dict() for c in found]}
+    if not found:
+        raise DiscoveryError(f"no commits of {git.repoURL} match the subscription")
+    best = found[0]
+    commit = {
+        "repoURL": git.repoURL,
+        "id": best.id,
+        **({"branch": best.branch} if best.branch else {}),
+        **({"tag": best.tag} if best.tag else {}),
+        **({"message": best.subject} if best.subject else {}),
+        **({"author": best.author} if best.author else {}),
+        **({"committer": best.committer} if best.committer else {}),
+        **named,
+    }
+    return entry, commit
+
+
+def discover_image_subscription(warehouse: Warehouse, sub: RepoSubscription) -> tuple[dict, dict]:
+    """An image subscription's discoveredArtifacts.images entry and its newest image."""
+    image = sub.image
+    found = discover_image(
+        image,
+        warehouse.project_id,
+        credentials=None,  # credentials store: projects.credentials.lookup(project, "image", url)
+    )
+    named = {"subscriptionName": sub.name} if sub.name else {}
+    entry = {
+        "repoURL": image.repoURL,
+        **({"platform": image.platform} if image.platform else {}),
+        **named,
+        "references": [i.as_dict() for i in found],
+    }
+    if not found:
+        raise DiscoveryError(f"no images of {image.repoURL} match the subscription")
+    best = found[0]
+    newest = {
+        "repoURL": image.repoURL,
+        "tag": best.tag,
+        "digest": best.digest,
+        **({"annotations": best.annotations} if best.annotations else {}),
+        **named,
+    }
+    return entry, newest
+
+
+def discover_chart_subscription(warehouse: Warehouse, sub: RepoSubscription) -> tuple[dict, dict]:
+    """A chart subscription's discoveredArtifacts.charts entry and its newest version."""
+    chart = sub.chart
+    found = discover_chart(
+        chart,
+        credentials=None,  # credentials store: projects.credentials.lookup(project, "helm", url)
+    )
+    named = {"subscriptionName": sub.name} if sub.name else {}
+    entry = {**found.as_dict(), **named}
+    if not found.versions:
+        what = f"chart {chart.name} in {chart.repoURL}" if chart.name else chart.repoURL
+        raise DiscoveryError(f"no versions of {what} match the subscription")
+    newest = {
+        "repoURL": chart.repoURL,
+        **({"name": chart.name} if chart.name else {}),
+        "version": found.versions[0],
+        **named,
+    }
+    return entry, newest
+
+
+# Per subscription kind: its discovery, its key in status.discoveredArtifacts and in Freight.
+SUBSCRIPTION_KINDS = {
+    "git": (discover_git_subscription, "git", "commits"),
+    "image": (discover_image_subscription, "images", "images"),
+    "chart": (discover_chart_subscription, "charts", "charts"),
+}
+
+
+def criteria_functions(discovered: dict) -> dict:
+    """imageFrom, commitFrom and chartFrom over discovered artifacts (the newest of each
+    subscription), for freightCreationCriteria (Kargo's DiscoveredArtifactsOperations). They
+    answer in the promotion functions' shapes (stages.engine), plus the fields Kargo's
+    discovered-artifact types add (Subject and CreatorDate of a commit, CreatedAt of an image)."""
+
+    def commit_from(repo_url, *rest):
+        _arity("commitFrom", rest, 0)
+        for entry in discovered.get("git", []):
+            if normalize_git_url(entry["repoURL"]) == normalize_git_url(str(repo_url)):
+                if entry.get("commits"):
+                    c = entry["commits"][0]
+                    return {
+                        "RepoURL": entry["repoURL"],
+                        "ID": c.get("id", ""),
+                        "Branch": c.get("branch", ""),
+                        "Tag": c.get("tag", ""),
+                        "Message": c.get("subject", ""),
+                        "Subject": c.get("subject", ""),
+                        "Author": c.get("author", ""),
+                        "Committer": c.get("committer", ""),
+                        "CreatorDate": parse_rfc3339(c.get("creatorDate")),
+                    }
+        return None
+
+    def image_from(repo_url, *rest):
+        _arity("imageFrom", rest, 0)
+        # Kargo compares NormalizeImage forms; normalize_chart_url is that (and drops oci://).
+        wanted = normalize_chart_url(str(repo_url))
+        for entry in discovered.get("images", []):
+            if normalize_chart_url(entry["repoURL"]) == wanted and entry.get("references"):
+                ref = entry["references"][0]
+                return {
+                    "RepoURL": entry["repoURL"],
+                    "Tag": ref.get("tag", ""),
+                    "Digest": ref.get("digest", ""),
+                    "Annotations": ref.get("annotations", {}),
+                    "CreatedAt": parse_rfc3339(ref.get("createdAt")),
+                }
+        return None
+
+    def chart_from(repo_url, *rest):
+        _arity("chartFrom", rest, 1)
+        name = rest[0] if rest else ""
+        if not isinstance(name, str):
+            raise ExpressionError("chartFrom: the chart name must be a string")
+        wanted = normalize_chart_url(str(repo_url))
+        for entry in discovered.get("charts", []):
+            if normalize_chart_url(entry["repoURL"]) != wanted:
+                continue
+            if name and entry.get("name", "") != name:
+                continue
+            if entry.get("versions"):
+                return {
+                    "RepoURL": entry["repoURL"],
+                    "Name": entry.get("name", ""),
+                    "Version": entry["versions"][0],
+                }
+        return None
+
+    return {"commitFrom": commit_from, "imageFrom": image_from, "chartFrom": chart_from}
+
+
+def _arity(name: str, rest: tuple, most: int) -> None:
+    if len(rest) > most:
+        raise ExpressionError(
+            f"{name}: expected at most {most + 1} argument(s), got {len(rest) + 1}"
+        )
+
+
+def criteria_satisfied(expression: str, discovered: dict) -> bool:
+    """Evaluate freightCreationCriteria.expression (budgeted). A non-boolean result counts as
+    Go's strconv.ParseBool reads its text. Raises ExpressionError."""
+    result = evaluate(expression, criteria_functions(discovered))
+    if isinstance(result, bool):
+        return result
+    text = str(result)
+    if text in ("1", "t", "T", "TRUE", "true", "True"):
+        return True
+    if text in ("0", "f", "F", "FALSE", "false", "False"):
+        return False
+    raise ExpressionError(f"the result {text[:100]!r} is not a boolean")
+
+
 def do_discover(warehouse_id: int) -> Freight | None:
     """Run artifact discovery for a Warehouse and create Freight from the newest of every
-    subscription (Kargo's buildFreightFromLatestArtifacts). Failures land in the Warehouse's
-    conditions for the user to see; nothing is half-written."""
+    subscription (Kargo's buildFreightFromLatestArtifacts), when freightCreationCriteria allow.
+    Failures land in the Warehouse's conditions for the user to see; nothing is half-written."""
     now = timezone.now()
     free = Q(discovery_started_at__isnull=True) | Q(discovery_started_at__lt=now - DISCOVERY_LEASE)
     if not Warehouse.objects.filter(free, id=warehouse_id).update(discovery_started_at=now):
@@ -178,43 +349,18 @@ def do_discover(warehouse_id: int) -> Freight | None:
     refresh_token = warehouse.refresh_requested_at
     status = dict(warehouse.status)
     conditions = status.get("conditions", [])
-    discovered_git = []
-    latest_commits = []
+    discovered: dict[str, list] = {"git": [], "images": [], "charts": []}
+    latest: dict[str, list] = {"commits": [], "images": [], "charts": []}
     error = ""
     try:
         for sub in warehouse.typed_spec.subscriptions:
-            git = sub.git
-            if git is None:
-                kind = next(iter(sub.model_fields_set - {"name"}))
+            kind = next(iter(sub.model_fields_set - {"name"}))  # exactly one, by the schema
+            if kind not in SUBSCRIPTION_KINDS:
                 raise DiscoveryError(f"{kind} subscriptions are not supported yet by this server")
-            check_repo_url(git.repoURL)
-            expression = git.expressionFilter
-            found = discover_git(
-                git,
-                settings.DATA_DIR / "git-cache",
-                expression_filter=(lambda env, e=expression: evaluate(e, env))
-                if expression
-                else None,
-                project_id=warehouse.project_id,
-            )
-            named = {"subscriptionName": sub.name} if sub.name else {}
-            discovered_git.append(
-                {"repoURL": git.repoURL, **named, "commits": [c.as_dict() for c in found]}
-            )
-            if not found:
-                raise DiscoveryError(f"no commits of {git.repoURL} match the subscription")
-            best = found[0]
-            commit = {
-                "repoURL": git.repoURL,
-                "id": best.id,
-                **({"branch": best.branch} if best.branch else {}),
-                **({"tag": best.tag} if best.tag else {}),
-                **({"message": best.subject} if best.subject else {}),
-                **({"author": best.author} if best.author else {}),
-                **({"committer": best.committer} if best.committer else {}),
-                **named,
-            }
-            latest_commits.append(commit)
+            discover, status_key, freight_key = SUBSCRIPTION_KINDS[kind]
+            entry, newest = discover(warehouse, sub)
+            discovered[status_key].append(entry)
+            latest[freight_key].append(newest)
     except (DiscoveryError, ExpressionError, RepoNotAllowed) as exc:
         # Git's messages may name the server's mirror; users see where, not the server's layout.
         error = hide_paths(str(exc), (settings.DATA_DIR, "$KARGO_DATA_DIR"))
@@ -239,17 +385,52 @@ def do_discover(warehouse_id: int) -> Freight | None:
             else:
                 status["discoveredArtifacts"] = {
                     "discoveredAt": rfc3339(now),
-                    "git": discovered_git,
+                    # Kargo's shape: git always (as before), images and charts when subscribed.
+                    "git": discovered["git"],
+                    **{key: discovered[key] for key in ("images", "charts") if discovered[key]},
                 }
                 conditions = set_condition(
                     conditions,
                     condition("Healthy", True, "ArtifactsDiscovered", "Artifacts discovered", now),
                 )
-                if warehouse.typed_spec.freightCreationPolicy == "Automatic":
+                spec = warehouse.typed_spec
+                expression = (
+                    (spec.freightCreationCriteria.expression or "").strip()
+                    if spec.freightCreationCriteria
+                    else ""
+                )
+                allowed = True
+                if spec.freightCreationPolicy == "Automatic" and expression:
+                    try:
+                        allowed = criteria_satisfied(expression, discovered)
+                    except ExpressionError as exc:
+                        allowed = False
+                        message = f"Evaluation of Freight creation criteria failed: {exc}"
+                        reason = "CriteriaEvaluationFailed"
+                    else:
+                        reason = "CriteriaSatisfied" if allowed else "CriteriaNotSatisfied"
+                        message = (
+                            "Freight creation criteria satisfied"
+                            if allowed
+                            else f"Freight creation criteria were not satisfied: {expression}"
+                        )
+                    conditions = set_condition(
+                        conditions,
+                        condition(
+                            "FreightCreationCriteriaSatisfied", allowed, reason, message, now
+                        ),
+                    )
+                else:
+                    conditions = [
+                        c for c in conditions if c.get("type") != "FreightCreationCriteriaSatisfied"
+                    ]
+                if spec.freightCreationPolicy == "Automatic" and allowed:
                     freight, created = do_create_freight(
                         warehouse.project,
                         warehouse.name,
-                        commits=latest_commits,
+                        commits=latest["commits"],
+                        images=latest["images"],
+                        charts=latest["charts"],
                         actor=f"controller:warehouse/{warehouse.name}",
                     )
                     reason = "NewFreight" if created else "AlreadyExists"

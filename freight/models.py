@@ -112,3 +112,35 @@ class FreightCount(models.Model):
         if not created:
             # Another transaction created it first, counting rows without ours (not committed).
             counter.update(total=F("total") + delta)
+
+
+class ImageMetadata(models.Model):
+    """What a registry said about one tag of an image repository (freight.discovery.image): its
+    digest, build date, annotations and, for an index, each platform's. A repeated poll reads
+    tags it has seen from here instead of asking the registry for their manifests and config
+    blobs again. Kept per project, as the credentials that read it are; rows of tags that left
+    the repository are dropped by the next poll that lists it."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    repository = models.CharField(max_length=512)  # registry host and path, e.g. ghcr.io/a/b
+    tag = models.CharField(max_length=128)
+    digest = models.CharField(max_length=80)
+    created_at = models.DateTimeField(null=True, blank=True)  # the image's build date
+    annotations = models.JSONField(default=dict, blank=True)
+    # [{os, arch, variant, createdAt, annotations}]: an index's platforms, or a plain image's own.
+    platforms = models.JSONField(default=list, blank=True)
+    seen_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "repository", "tag"], name="image_metadata_per_tag"
+            )
+        ]
+        # A mutable tag that moved may point to a digest another tag already has.
+        indexes = [
+            models.Index(fields=["project", "repository", "digest"], name="image_metadata_digest")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.repository}:{self.tag}@{self.digest}"

@@ -18,6 +18,13 @@ if [ ! -x /usr/bin/prometheus ]; then
   echo "test: installing Debian's prometheus for the prometheus metric tests"
   as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
 fi
+# Image and OCI chart discovery tests start their own registry from this binary, on a free
+# loopback port with storage in a temporary directory (never the package's service on port
+# 5000); htpasswd (apache2-utils) makes the bcrypt entry of the registry with basic auth.
+if [ ! -x /usr/bin/docker-registry ] || [ ! -x /usr/bin/htpasswd ]; then
+  echo "test: installing Debian's docker-registry and apache2-utils for the image discovery tests"
+  as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-registry apache2-utils >/dev/null
+fi
 if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   echo "test: starting redis-server"
   redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no >/dev/null
