@@ -91,19 +91,33 @@ def merge_templates(templates: list[tuple[str, dict]], stage_args: list[dict]) -
     return spec
 
 
-def resolve_args(spec: dict) -> dict:
-    """The spec with every `{{args.name}}` in its metrics replaced by the arg's value. An arg
-    without a value (a required one the Stage did not give), or one taken from a Secret or a
-    field, is an error naming it."""
+def secret_refs(spec: dict) -> dict[str, tuple[str, str]]:
+    """The args taken from a Secret: {arg name: (Secret name, key)}."""
+    out = {}
+    for arg in spec.get("args") or []:
+        ref = (arg.get("valueFrom") or {}).get("secretKeyRef")
+        if ref:
+            out[arg["name"]] = (ref.get("name") or "", ref.get("key") or "")
+    return out
+
+
+def resolve_args(spec: dict, deferred: frozenset[str] | set[str] = frozenset()) -> dict:
+    """The spec with every `{{args.name}}` in its metrics replaced by the arg's value. Args in
+    `deferred` (taken from a Secret) keep their placeholder: they are filled in only for the
+    measurement (fill_deferred), so a secret is never stored in the run. An arg without a value
+    (a required one the Stage did not give), or one taken from a field, is an error naming it."""
     values = {}
     for arg in spec.get("args") or []:
+        if arg["name"] in deferred:
+            continue
         if arg.get("valueFrom"):
             source = next(iter(k for k, v in arg["valueFrom"].items() if v), "valueFrom")
-            raise AnalysisError(
-                f"args.{arg['name']}: valueFrom.{source} is not supported by this server yet "
-                "(it needs the credentials store); give the value in the Stage's "
-                "verification args"
+            why = (
+                ": it refers to a Rollout's fields, which a Stage's verification does not have"
+                if source == "fieldRef"
+                else ""
             )
+            raise AnalysisError(f"args.{arg['name']}: valueFrom.{source} cannot be resolved{why}")
         if arg.get("value") is None:
             raise AnalysisError(
                 f"args.{arg['name']} has no value: the Stage's verification args must give it"
@@ -119,6 +133,8 @@ def resolve_args(spec: dict) -> dict:
                 tag = match.group(1).strip()
                 if tag.startswith("args.") and tag[5:] in values:
                     return values[tag[5:]]
+                if tag.startswith("args.") and tag[5:] in deferred:
+                    return match.group(0)
                 if tag.startswith("args."):
                     raise AnalysisError(f"{where}: unknown arg {match.group(0)!r}")
                 raise AnalysisError(
@@ -641,3 +657,22 @@ def close_in_flight(results: list[dict], now: datetime) -> None:
                 "message": "Metric Terminated",
                 "finishedAt": stamp(now),
             }
+
+
+def fill_deferred(value: Any, secrets: dict[str, str]) -> Any:
+    """`value` (a metric's provider config) with the deferred `{{args.name}}` placeholders
+    filled in from `secrets`, for one measurement."""
+    if isinstance(value, str):
+
+        def one(match: re.Match) -> str:
+            tag = match.group(1).strip()
+            return (
+                secrets.get(tag[5:], match.group(0)) if tag.startswith("args.") else match.group(0)
+            )
+
+        return _TAG.sub(one, value)
+    if isinstance(value, dict):
+        return {k: fill_deferred(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [fill_deferred(v, secrets) for v in value]
+    return value

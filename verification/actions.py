@@ -20,6 +20,7 @@ from kargo.expressions import ExpressionError, evaluate_template
 from kargo.redaction import redact
 from kargo.times import parse_rfc3339, rfc3339
 from projects.actions import record_event
+from projects.credentials import generic
 from projects.live import broadcast_on_commit
 from projects.queue import enqueue_later_on_commit, enqueue_on_commit
 from stages.actions import do_update_verification, latest_verification
@@ -100,8 +101,28 @@ def stage_args(stage: Stage) -> list[dict]:
     return out
 
 
+def secret_args(project_id: int, spec: dict) -> dict[str, str]:
+    """The values of the run's args taken from a Secret (`valueFrom.secretKeyRef`): generic
+    credentials of the run's project, as Argo reads Secrets of the run's namespace only."""
+    values = {}
+    for arg, (name, key) in analysis.secret_refs(spec).items():
+        data = generic(project_id, name)
+        if data is None:
+            raise AnalysisError(
+                f"args.{arg}: Secret {name!r} not found among the project's generic credentials"
+            )
+        if key not in data:
+            raise AnalysisError(f"args.{arg}: Secret {name!r} has no key {key!r}")
+        values[arg] = data[key]
+    return values
+
+
 def build_run_spec(stage: Stage) -> dict:
-    spec = analysis.resolve_args(analysis.merge_templates(template_specs(stage), stage_args(stage)))
+    """The run's spec. Args from Secrets are checked now but stay placeholders in the stored
+    spec (a secret is never saved in a run, shown or exported): each measurement fills them in."""
+    merged = analysis.merge_templates(template_specs(stage), stage_args(stage))
+    secret_args(stage.project_id, merged)
+    spec = analysis.resolve_args(merged, deferred=set(analysis.secret_refs(merged)))
     analysis.validate_run_spec(spec)
     for metric in spec["metrics"]:
         reason = unavailable(metric["provider"])
@@ -236,12 +257,39 @@ def do_take_due(run_id: int) -> list[tuple[dict, str]]:
     return taken
 
 
-def measure(metric: dict) -> Measured | MeasurementError:
-    """The provider's answer, or the error that makes the measurement Error."""
+def run_secrets(run_id: int) -> dict[str, str] | AnalysisError:
+    """The secret args of a run, read afresh for its measurements (a rotated Secret is used at
+    once), or why they cannot be read (the measurements are then Errors saying so)."""
+    run = AnalysisRun.objects.filter(id=run_id).only("project_id", "spec").first()
+    if run is None or not analysis.secret_refs(run.spec):
+        return {}
     try:
-        return provider_measure(metric["provider"], measurement_timeout())
-    except MeasurementError as exc:
+        return secret_args(run.project_id, run.spec)
+    except AnalysisError as exc:
         return exc
+
+
+def measure(metric: dict, secrets: dict[str, str] | AnalysisError) -> Measured | MeasurementError:
+    """The provider's answer, or the error that makes the measurement Error. Nothing the
+    provider says may carry a secret arg's value back into the run."""
+    if isinstance(secrets, AnalysisError):
+        return MeasurementError(str(secrets))
+    try:
+        outcome = provider_measure(
+            analysis.fill_deferred(metric["provider"], secrets), measurement_timeout()
+        )
+    except MeasurementError as exc:
+        return MeasurementError(hide_secrets(str(exc), secrets))
+    if secrets and isinstance(outcome.value, str):
+        outcome.value = hide_secrets(outcome.value, secrets)
+    return outcome
+
+
+def hide_secrets(text: str, secrets: dict[str, str]) -> str:
+    for value in secrets.values():
+        if value:
+            text = text.replace(value, "***")
+    return text
 
 
 def finished_measurement(metric: dict, started_at: str, outcome, now) -> dict:

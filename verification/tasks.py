@@ -32,7 +32,8 @@ def measure_run(run_id: int) -> None:
     nothing to do (a duplicate task, or one that came early)."""
     taken = actions.do_take_due(run_id)
     if taken:
-        outcomes = [(metric, started, actions.measure(metric)) for metric, started in taken]
+        secrets = actions.run_secrets(run_id)
+        outcomes = [(m, started, actions.measure(m, secrets)) for m, started in taken]
         actions.do_record(run_id, outcomes)
 
 

@@ -446,3 +446,67 @@ def test_web_metric_json_path_headers_post_body_and_timeout(service, local_egres
     service.delay = 2
     with pytest.raises(providers.MeasurementError, match="timed out"):
         measure_web({"url": service.url, "timeoutSeconds": 1})
+
+
+SECRET_ARG = """
+apiVersion: v1
+kind: Secret
+metadata:
+  name: metrics-token
+  namespace: v
+  labels: {kargo.akuity.io/cred-type: generic}
+stringData: {token: s3cr3t-t0ken-value}
+---
+apiVersion: argoproj.io/v1alpha1
+kind: AnalysisTemplate
+metadata: {name: health, namespace: v}
+spec:
+  args:
+  - name: base
+  - name: token
+    valueFrom:
+      secretKeyRef: {name: metrics-token, key: token}
+  metrics:
+  - name: ok
+    successCondition: result == true
+    provider:
+      web:
+        url: "{{args.base}}/healthz"
+        headers:
+        - {key: Authorization, value: "Bearer {{args.token}}"}
+        jsonPath: "{$.ok}"
+"""
+
+
+def test_a_secret_arg_reaches_the_request_and_nothing_stored_or_shown(
+    service, local_egress, client, django_user_model
+):
+    stage, freight = pipeline(service)
+    apply_text(SECRET_ARG, "secret.yaml", "tester")
+    do_promote(stage, freight, actor="user:tester")
+    assert latest(stage)["phase"] == "Successful", latest(stage)
+    assert service.requests[-1][1]["Authorization"] == "Bearer s3cr3t-t0ken-value"
+    run = AnalysisRun.objects.get()
+    assert "s3cr3t" not in json.dumps(run.spec) + json.dumps(run.status)
+    header = run.spec["metrics"][0]["provider"]["web"]["headers"][0]
+    assert header["value"] == "Bearer {{args.token}}"
+    out = io.StringIO()
+    call_command(
+        "kargo", "get", "analysisrun", run.name, "--project", "v", "-o", "yaml", stdout=out
+    )
+    assert "s3cr3t" not in out.getvalue()
+    admin = django_user_model.objects.create_superuser("root", "r@example.com", "pw")
+    client.force_login(admin)
+    page = client.get(f"/project/v/analysisrun/{run.name}/").content.decode()
+    assert "s3cr3t" not in page and "Successful" in page
+
+
+def test_a_missing_secret_arg_ends_the_verification_error_naming_it(service, local_egress):
+    stage, freight = pipeline(service)
+    apply_text(SECRET_ARG.split("---", 1)[1], "template.yaml", "tester")
+    do_promote(stage, freight, actor="user:tester")
+    info = latest(stage)
+    assert info["phase"] == "Error"
+    assert info["message"] == (
+        "args.token: Secret 'metrics-token' not found among the project's generic credentials"
+    )

@@ -23,6 +23,7 @@ from kargo.analysis import (
     assess_metric,
     assess_run,
     evaluate_result,
+    fill_deferred,
     format_value,
     is_dry_run,
     limits_of,
@@ -32,6 +33,7 @@ from kargo.analysis import (
     record_measurement,
     resolve_args,
     retention_limit,
+    secret_refs,
     stamp,
     start_measurement,
     validate_run_spec,
@@ -1375,3 +1377,39 @@ def test_resolution_keeps_the_rest_of_the_spec():
 )
 def test_format_value(value, text):
     assert format_value(value) == text
+
+
+def test_a_secret_arg_is_deferred_to_the_measurement_and_filled_in_only_there():
+    spec = {
+        "args": [
+            {"name": "token", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}},
+            {"name": "host", "value": "h.example"},
+        ],
+        "metrics": [
+            metric(
+                provider={
+                    "web": {
+                        "url": "https://{{args.host}}/x",
+                        "headers": [{"key": "Authorization", "value": "Bearer {{ args.token }}"}],
+                    }
+                }
+            )
+        ],
+    }
+    assert secret_refs(spec) == {"token": ("s", "k")}
+    resolved = resolve_args(spec, deferred={"token"})
+    web = resolved["metrics"][0]["provider"]["web"]
+    assert web["url"] == "https://h.example/x"
+    assert web["headers"][0]["value"] == "Bearer {{ args.token }}"  # stored without the secret
+    filled = fill_deferred(resolved["metrics"][0]["provider"], {"token": "t0ps3cret"})
+    assert filled["web"]["headers"][0]["value"] == "Bearer t0ps3cret"
+    assert filled["web"]["url"] == "https://h.example/x"
+
+
+def test_a_field_ref_arg_says_why_it_cannot_resolve():
+    spec = {
+        "args": [{"name": "pod", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+        "metrics": [metric()],
+    }
+    with pytest.raises(AnalysisError, match="refers to a Rollout's fields"):
+        resolve_args(spec)
