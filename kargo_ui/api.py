@@ -15,9 +15,19 @@ from django.http import Http404, HttpResponse, JsonResponse
 from django.views.decorators.http import require_http_methods
 
 from kargo.specs import KINDS
+from kargo.specs.core import SHARED_NAMESPACE, is_core
 from kargo_ui import manifests
-from kargo_ui.management.commands.kargo import delete_resource, find_resource, table, token_table
+from kargo_ui.management.commands.kargo import (
+    config_map_table,
+    credential_table,
+    delete_resource,
+    find_resource,
+    table,
+    token_table,
+)
 from projects.access import Needs, actor_of, get_project_for_request
+from projects.actions import do_delete_config_map, do_delete_credential, do_save_credential
+from projects.credentials import config_maps_of, credential_info, credentials_of
 from projects.models import ApiToken, Project
 from projects.queries import get_or_404
 from projects.tokens import (
@@ -79,6 +89,19 @@ def check_in_project(docs: list[manifests.Doc], project: Project) -> None:
     reaches outside it. Unknown kinds are left to validation, which says what is wrong."""
     errors = []
     for doc in docs:
+        if is_core(doc.body):
+            # A project's Secrets and ConfigMaps; shared ones are the operator's, on the server.
+            if doc.namespace == SHARED_NAMESPACE:
+                errors.append(
+                    f"{doc.where}: metadata.namespace: shared resources are applied on the "
+                    "server, with manage.py kargo"
+                )
+            elif doc.namespace and doc.namespace != project.name:
+                errors.append(
+                    f"{doc.where}: metadata.namespace: {doc.namespace!r} is not project "
+                    f"{project.name!r}"
+                )
+            continue
         kind = KINDS.get(doc.kind)
         if kind is None:
             continue
@@ -211,3 +234,79 @@ def token(request, project, name):
     return text_response(
         manifests.dump_yaml([info]) if output == "yaml" else token_table([info]), output
     )
+
+
+# ---------------------------------------------------------------- credentials and configmaps
+
+
+def core_answer(request, kind: str, project, rows, name: str | None = None) -> HttpResponse:
+    """A listing in the requested output: a v1 List of manifests (json), their YAML, or the
+    table. Secrets print every value as ***."""
+    output = output_of(request)
+    docs = manifests.export_core(kind, project.id, name)
+    if name and not docs:
+        raise Http404(f'{kind} "{name}" not found')
+    if output == "json":
+        return JsonResponse(
+            docs[0] if name else {"apiVersion": "v1", "kind": "List", "items": docs}
+        )
+    if output == "yaml":
+        return text_response(manifests.dump_yaml(docs), output)
+    if kind == "Secret":
+        infos = [credential_info(r) for r in (rows.filter(name=name) if name else rows)]
+        return text_response(credential_table(infos), output)
+    return text_response(config_map_table(docs), output)
+
+
+@require_http_methods(["GET", "POST"])
+@api_view
+def credentials(request, project):
+    """GET: `kargo get credentials` (names, types, URLs; every value ***). POST `{"name", "type",
+    "data"}`: `kargo create repo-credentials|generic-credentials` (admin). Values travel only in
+    the request body, never in a URL."""
+    project, _ = get_project_for_request(request, project, Needs.MANAGE)
+    if request.method == "POST":
+        body = body_of(request)
+        data = body.get("data")
+        if not isinstance(data, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in data.items()
+        ):
+            raise ValueError("data must be an object of string values")
+        name, cred_type = str(body.get("name", "")), str(body.get("type", ""))
+        result = do_save_credential(
+            project, name, cred_type, data, actor_of(request), create_only=True
+        )
+        return JsonResponse({"name": name, "result": result}, status=201)
+    return core_answer(request, "Secret", project, credentials_of(project.id))
+
+
+@require_http_methods(["GET", "DELETE"])
+@api_view
+def credential(request, project, name):
+    """GET: one credential's listing. DELETE: `kargo delete credentials NAME` (admin)."""
+    project, _ = get_project_for_request(request, project, Needs.MANAGE)
+    if request.method == "DELETE":
+        row = get_or_404(credentials_of(project.id), f"credential {name!r}", name=name)
+        do_delete_credential(row, actor_of(request))
+        return JsonResponse({"deleted": f"secret/{row.name} deleted"})
+    return core_answer(request, "Secret", project, credentials_of(project.id), name)
+
+
+@require_http_methods(["GET"])
+@api_view
+def config_maps(request, project):
+    """`kargo get configmaps`: plain data, readable by viewers as in Kargo's roles."""
+    project, _ = get_project_for_request(request, project, Needs.READ)
+    return core_answer(request, "ConfigMap", project, config_maps_of(project.id))
+
+
+@require_http_methods(["GET", "DELETE"])
+@api_view
+def config_map(request, project, name):
+    needed = Needs.MANAGE if request.method == "DELETE" else Needs.READ
+    project, _ = get_project_for_request(request, project, needed)
+    if request.method == "DELETE":
+        row = get_or_404(config_maps_of(project.id), f"configmap {name!r}", name=name)
+        do_delete_config_map(row, actor_of(request))
+        return JsonResponse({"deleted": f"configmap/{row.name} deleted"})
+    return core_answer(request, "ConfigMap", project, config_maps_of(project.id), name)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import IO
 
 ROLES = ["viewer", "promoter", "admin"]
-CREATE_KINDS = ["token", "repo-credentials", "generic-credentials"]
+CREATE_KINDS = ["token", "repo-credentials", "generic-credentials", "freight"]
 REPO_CRED_TYPES = ["git", "helm", "image"]
 
 # Adds --project to a verb's parser; `needed` says whether the verb cannot do without one (each
@@ -61,6 +61,15 @@ def add_verbs(sub, project_option: ProjectOption) -> None:
         metavar="KEY=-|KEY=@FILE",
         help="generic-credentials: a key whose value is read from stdin (-, once) or a file "
         "(@FILE); never a value on the command line",
+    )
+    p.add_argument("--warehouse", help="freight: the Warehouse whose discovered artifacts to use")
+    p.add_argument(
+        "--artifact",
+        action="append",
+        default=[],
+        metavar="SUBSCRIPTION=ARTIFACT",
+        help="freight: one per subscription (by name or repoURL): a commit (id, short id or "
+        "tag), image tag or chart version it discovered. NAME is the alias (- for a generated one)",
     )
 
     p = sub.add_parser("promote", help="promote Freight to a Stage, or abort a promotion")
@@ -184,3 +193,33 @@ def one_value(text: str) -> str:
 def credential_lines(answer: dict) -> str:
     """What both CLIs print when credentials were created or changed."""
     return f"secret/{answer['name']} {answer['result']}"
+
+
+# The names `get`/`delete` accept for Secrets and ConfigMaps (kargo.specs.core.KIND_ALIASES, which
+# the remote CLI does not load), and the API route of each.
+_CREDENTIAL_NAMES = {"secret", "secrets", "credential", "credentials", "creds"}
+_CREDENTIAL_NAMES |= {"repo-credentials", "generic-credentials"}
+_CONFIG_MAP_NAMES = {"configmap", "configmaps", "cm"}
+
+
+def credentials_route(kind: str) -> str:
+    """The API route for a kind name of credentials or configmaps, "" for other kinds."""
+    if kind.lower() in _CREDENTIAL_NAMES:
+        return "credentials"
+    if kind.lower() in _CONFIG_MAP_NAMES:
+        return "configmaps"
+    return ""
+
+
+def freight_request(args) -> tuple[str, dict]:
+    """`create freight`'s Warehouse and API body from the command line (both CLIs)."""
+    if not args.warehouse:
+        raise ValueError("create freight needs --warehouse")
+    artifacts = {}
+    for item in args.artifact:
+        subscription, sep, artifact = item.rpartition("=")
+        if not sep or not subscription or not artifact:
+            raise ValueError(f"--artifact {item!r}: give SUBSCRIPTION=ARTIFACT")
+        artifacts[subscription] = artifact
+    alias = "" if args.name == "-" else args.name
+    return args.warehouse, {"artifacts": artifacts, "alias": alias}

@@ -33,7 +33,14 @@ from urllib.parse import quote, urlsplit
 import httpx
 import yaml
 
-from kargo_ui.cli_verbs import add_verbs, auto_promotion_lines
+from kargo_ui.cli_verbs import (
+    add_verbs,
+    auto_promotion_lines,
+    credential_data,
+    credential_lines,
+    credentials_route,
+    freight_request,
+)
 
 DEFAULT_CONFIG = "~/.config/kargo-ui/config"
 CONFIG_KEYS = {"server", "token", "project"}
@@ -252,6 +259,8 @@ def read_sources(target: str) -> list[tuple[str, bytes]]:
 def do_get(api: Api, args) -> int:
     if args.kind in TOKEN_KINDS:
         path = f"tokens/{q(args.name)}" if args.name else "tokens"
+    elif credentials_route(args.kind):
+        path = credentials_route(args.kind) + (f"/{q(args.name)}" if args.name else "")
     else:
         path = f"manifests/{q(args.kind)}" + (f"/{q(args.name)}" if args.name else "")
     response = api.call("GET", args.project, path, params={"output": args.output})
@@ -267,6 +276,8 @@ def do_get(api: Api, args) -> int:
 def do_delete(api: Api, args) -> int:
     if args.kind in TOKEN_KINDS:
         path = f"tokens/{q(args.name)}"
+    elif credentials_route(args.kind):
+        path = f"{credentials_route(args.kind)}/{q(args.name)}"
     else:
         path = f"manifests/{q(args.kind)}/{q(args.name)}"
     print(api.json("DELETE", args.project, path)["deleted"])
@@ -380,6 +391,25 @@ def do_auto_promotion(api: Api, args) -> int:
 
 
 def do_create(api: Api, args) -> int:
+    if args.kind == "freight":
+        try:
+            warehouse, body = freight_request(args)
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
+        path = f"warehouses/{q(warehouse)}/freight"
+        made = api.json("POST", args.project, path, json=body)
+        print(f"freight/{made['metadata']['name']} ({made['alias']})")
+        return 0
+    if args.kind != "token":
+        try:
+            cred_type, data = credential_data(args, sys.stdin)
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
+        body = {"name": args.name, "type": cred_type, "data": data}
+        print(credential_lines(api.json("POST", args.project, "credentials", json=body)))
+        return 0
+    if not args.role:
+        raise CliError("create token needs --role")
     body = {"name": args.name, "role": args.role, "expires": args.expires}
     created = api.json("POST", args.project, "tokens", json=body)
     print(

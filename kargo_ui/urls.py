@@ -22,6 +22,10 @@ urlpatterns = [
     path(f"{API}/manifests/<str:kind>/<str:name>", api.resource, name="api-resource"),
     path(f"{API}/tokens", api.tokens, name="api-tokens"),
     path(f"{API}/tokens/<str:name>", api.token, name="api-token"),
+    path(f"{API}/credentials", api.credentials, name="api-credentials"),
+    path(f"{API}/credentials/<str:name>", api.credential, name="api-credential"),
+    path(f"{API}/configmaps", api.config_maps, name="api-configmaps"),
+    path(f"{API}/configmaps/<str:name>", api.config_map, name="api-configmap"),
     path(
         f"{API}/stages/<str:stage>/verification/abort",
         stages_api.abort_verification,

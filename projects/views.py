@@ -14,7 +14,9 @@ from django.utils import timezone
 from kargo.times import rfc3339_nano
 
 from .access import Needs, actor_of, get_project_for_user, projects_for_user
-from .models import ApiToken, Event, Role, Surface
+from .actions import do_delete_credential, do_save_credential
+from .credentials import CredentialsError, credential_info, credentials_of, unseal
+from .models import ApiToken, CredType, Event, Role, Surface
 from .queries import AuditFilter, audit_choices, audit_events, audit_page, get_or_404
 from .tokens import do_create_token, do_delete_token, parse_expiry, token_info
 from .web import htmx_partial
@@ -274,5 +276,118 @@ def tokens(request: HttpRequest, name: str) -> HttpResponse:
     }
     # The secret exists only in this response: never cached, never kept by the browser.
     response = render(request, "tokens.html", ctx, status=201 if created else 200)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+# ---------------------------------------------------------------- credentials
+
+
+class CredentialForm(forms.Form):
+    """A repository credential (git, helm, image) or a generic one, as the settings page edits
+    it. Secret values are typed, never shown: a blank password (or blank generic data) on an
+    existing credential keeps what is stored."""
+
+    name = forms.CharField(max_length=253)
+    type = forms.ChoiceField(choices=CredType.choices)
+    repo_url = forms.CharField(max_length=2048, required=False)
+    regex = forms.BooleanField(required=False)
+    username = forms.CharField(max_length=253, required=False)
+    password = forms.CharField(max_length=4096, required=False, strip=False)
+    data = forms.CharField(max_length=1024 * 1024, required=False, strip=False)
+
+
+def generic_lines(text: str) -> dict[str, str]:
+    """`KEY=VALUE` lines (generic credentials) as data; ValueError names a bad line by number."""
+    data = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"data line {number}: write KEY=VALUE")
+        data[key.strip()] = value
+    return data
+
+
+@login_required
+def credentials(request: HttpRequest, name: str) -> HttpResponse:
+    """The project's credentials, for its admins: list (name, type, URL, username, which values
+    are set: never a value), add, edit (a blank password keeps the stored one) and delete. The
+    same rules as `kargo apply` of a credential Secret and `kargo create repo-credentials`."""
+    project, role = get_project_for_user(request.user, name, Needs.MANAGE)
+    rows = list(credentials_of(project.id))
+    by_name = {row.name: row for row in rows}
+    form = CredentialForm(request.POST or None)
+    editing = by_name.get(request.GET.get("edit", ""))
+    if request.method == "POST" and "delete" in request.POST:
+        row = get_or_404(credentials_of(project.id), "credential", name=request.POST["delete"])
+        do_delete_credential(row, actor_of(request))
+        messages.info(request, f"Credential {row.name} deleted.")
+        return redirect("credentials", project.name)
+    if request.method == "POST" and form.is_valid():
+        values = form.cleaned_data
+        existing = by_name.get(values["name"])
+        try:
+            stored = unseal(existing) if existing else {}
+            if values["type"] == CredType.GENERIC:
+                data = generic_lines(values["data"]) or stored
+            else:
+                data = {
+                    "repoURL": values["repo_url"].strip(),
+                    "repoURLIsRegex": "true" if values["regex"] else "false",
+                    "username": values["username"].strip(),
+                    "password": values["password"] or stored.get("password", ""),
+                }
+            result = do_save_credential(
+                project,
+                values["name"],
+                values["type"],
+                data,
+                actor_of(request),
+                labels=existing.labels if existing else None,
+                annotations=existing.annotations if existing else None,
+            )
+        except ValueError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.info(request, f"Credential {values['name']} {result}.")
+            return redirect("credentials", project.name)
+    shown = []
+    for row in rows:
+        info = credential_info(row)
+        try:
+            # The username is no secret (Kargo prints it); the password is only said to be set.
+            info["username"] = (
+                unseal(row).get("username", "") if row.cred_type != CredType.GENERIC else ""
+            )
+        except CredentialsError:
+            info["unreadable"] = True
+        shown.append(info)
+    initial = {}
+    if editing is not None and request.method != "POST":
+        initial = {
+            "name": editing.name,
+            "type": editing.cred_type,
+            "repo_url": editing.repo_url,
+            "regex": editing.repo_url_is_regex,
+            "username": next((c["username"] for c in shown if c["name"] == editing.name), ""),
+        }
+    ctx = {
+        "project": project,
+        "role": role,
+        "form": form,
+        "values": form.data if request.method == "POST" else initial,
+        "editing": editing.name
+        if editing is not None
+        else (
+            form.data.get("name")
+            if request.method == "POST" and form.data.get("name") in by_name
+            else ""
+        ),
+        "credentials": shown,
+        "types": CredType.choices,
+    }
+    response = render(request, "credentials.html", ctx, status=400 if form.errors else 200)
     response["Cache-Control"] = "no-store"
     return response
