@@ -3,9 +3,11 @@ picks one discovered artifact per subscription of a Warehouse, in the drawer or 
 form POST; the same artifacts make the same Freight; bad picks get a clear message."""
 
 import hashlib
+import io
 import json
 
 import pytest
+from django.core.management import CommandError, call_command
 
 from freight.models import Freight, Warehouse
 from kargo.freight_ids import freight_id
@@ -162,3 +164,24 @@ def test_the_api_takes_artifacts_by_subscription_and_tag(client, users, manual):
     assert api_post(client, {"artifacts": ["v1"]}).status_code == 400
     client.force_login(users["carol"])
     assert api_post(client, {"artifacts": {APP_REPO: "v2.0.0"}}).status_code == 403
+
+
+def test_kargo_create_freight_on_the_server(manual):
+    out = io.StringIO()
+    call_command(
+        "kargo", "create", "freight", "cli-made", "--project", "kargo-demo",
+        "--warehouse", "guestbook", "--artifact", f"{APP_REPO}=v2.0.0", stdout=out,
+    )  # fmt: skip
+    freight = Freight.objects.get(alias="cli-made")
+    assert out.getvalue().strip() == f"freight/{freight.name} (cli-made) created"
+    assert freight.commits[0]["tag"] == "v2.0.0"
+    with pytest.raises(CommandError, match="choose an artifact of"):
+        call_command(
+            "kargo", "create", "freight", "-", "--project", "kargo-demo", "--warehouse",
+            "guestbook", stdout=io.StringIO(),
+        )  # fmt: skip
+    with pytest.raises(CommandError, match="give SUBSCRIPTION=ARTIFACT"):
+        call_command(
+            "kargo", "create", "freight", "-", "--project", "kargo-demo", "--warehouse",
+            "guestbook", "--artifact", "v2.0.0", stdout=io.StringIO(),
+        )  # fmt: skip

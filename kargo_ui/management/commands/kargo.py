@@ -10,17 +10,25 @@ import secrets
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Q
 
-from freight.actions import delete_guard, do_approve, do_request_refresh
+from freight.actions import delete_guard, do_approve, do_assemble_freight, do_request_refresh
 from freight.models import Freight, Warehouse
+from freight.queries import picks_by_name
 from kargo.specs import KINDS
 from kargo.specs.core import SHARED_NAMESPACE, core_kind
 from kargo_ui import manifests
-from kargo_ui.cli_verbs import ROLES, add_verbs, auto_promotion_lines, credential_data
+from kargo_ui.cli_verbs import (
+    ROLES,
+    add_verbs,
+    auto_promotion_lines,
+    credential_data,
+    freight_request,
+)
 from projects import oidc
 from projects.actions import (
     do_delete_config_map,
@@ -89,6 +97,9 @@ class Command(BaseCommand):
                 action="store_true",
                 help=f"credentials and configmaps: the shared ones ({SHARED_NAMESPACE})",
             )
+        for action in sub.choices["create"]._actions:
+            if action.dest == "project":
+                action.required = False  # --shared instead; a token still needs one
         sub.add_parser(
             "rotate-credentials-key",
             help="re-encrypt every stored credential with the first of KARGO_CREDENTIALS_KEYS",
@@ -183,6 +194,8 @@ class Command(BaseCommand):
     # -------------------------------------------------------------- API tokens
 
     def do_create(self, opts):
+        if opts["kind"] == "freight":
+            return self.create_freight(opts)
         if opts["kind"] != "token":
             return self.create_credentials(opts)
         project = Project.objects.filter(name=opts["project"]).first()
@@ -201,6 +214,24 @@ class Command(BaseCommand):
             f"expires {info['expiresAt']}. Keep it now: it is not shown again."
         )
         self.stdout.write(secret)
+
+    def create_freight(self, opts):
+        """Freight put together from a Warehouse's discovered artifacts (freight.api does the
+        same for the remote CLI)."""
+        project = Project.objects.filter(name=opts["project"]).first()
+        if project is None:
+            raise CommandError(f"project {opts['project']!r} not found")
+        try:
+            name, body = freight_request(SimpleNamespace(**opts))
+            warehouse = Warehouse.objects.filter(project=project, name=name).first()
+            if warehouse is None:
+                raise CommandError(f"warehouse {name!r} not found in project {project.name}")
+            picks = picks_by_name(warehouse, body["artifacts"])
+            freight, created = do_assemble_freight(warehouse, picks, opts["actor"], body["alias"])
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        state = "created" if created else "unchanged (these artifacts made it before)"
+        self.stdout.write(f"freight/{freight.name} ({freight.alias}) {state}")
 
     # -------------------------------------------------------------- credentials and configmaps
 
