@@ -8,14 +8,21 @@ import hashlib
 import hmac
 import json
 import os
+import sqlite3
 import subprocess
 import textwrap
+import time
+import urllib.request
+from contextlib import closing
+from pathlib import Path
 
 import pytest
 
 from freight.models import Freight, Warehouse
+from freight.webhooks import receiver_path
 from kargo_ui.manifests import apply_text
 from projects.models import Event, ProjectConfig
+from tests.e2e.servers import ServerProcess, embedded_env, free_port, manage, serve_argv
 
 SECRET = "integration-webhook-secret-42"
 
@@ -179,3 +186,74 @@ def test_an_unsigned_push_changes_nothing(transactional_db, client, remote):
     assert response.status_code == 401
     assert Freight.objects.filter(project=warehouse.project).count() == 1
     assert not Freight.objects.filter(commits__0__id=second).exists()
+
+
+def _freight_commits(db: Path) -> list[str]:
+    with closing(sqlite3.connect(db, timeout=10)) as conn:
+        rows = conn.execute("SELECT commits FROM freight_freight").fetchall()
+    return [json.loads(row[0])[0]["id"] for row in rows]
+
+
+def _wait_for(what: str, check, server: ServerProcess, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} within {timeout:.0f}s\n{server.tail()}", pytrace=False)
+        time.sleep(0.1)
+
+
+def test_a_delivery_to_a_running_server_is_answered_and_its_worker_discovers(tmp_path):
+    """`manage.py serve` (daphne, the Celery worker and beat in one process): the delivery is
+    answered by the web side, and the worker's discovery takes the new commit. The Warehouse
+    polls hourly, so only the webhook can have started that discovery."""
+    data_dir = tmp_path / "var"
+    data_dir.mkdir()
+    root = tmp_path / "repos"
+    root.mkdir()
+    env = {**embedded_env(data_dir), "KARGO_FILE_REPO_ROOTS": str(root)}
+    bare = root / "app.git"
+    git(root, "init", "-q", "--bare", "-b", "main", str(bare))
+    work = tmp_path / "work"
+    git(tmp_path, "clone", "-q", bare.as_uri(), str(work))
+    git(work, "checkout", "-q", "-b", "main")
+
+    (work / "app.txt").write_text("v1")
+    git(work, "add", "app.txt")
+    git(work, "commit", "-q", "-m", "v1")
+    first = git(work, "rev-parse", "HEAD")
+    git(work, "push", "-q", "origin", "main")
+    (tmp_path / "hooks.yaml").write_text(manifests(bare.as_uri()))
+    manage(env, "migrate", "--noinput")
+    manage(env, "kargo", "apply", "-f", str(tmp_path / "hooks.yaml"))
+    port = free_port()
+    server = ServerProcess("serve", serve_argv(port), env, data_dir)
+    try:
+        server.wait_for_log("serving on", timeout=60)
+        server.wait_for_http(f"http://127.0.0.1:{port}/healthz", timeout=30)
+        db = data_dir / "db.sqlite3"
+        _wait_for("the first discovery", lambda: _freight_commits(db) == [first], server)
+
+        (work / "app.txt").write_text("v2")
+        git(work, "commit", "-q", "-am", "v2")
+        second = git(work, "rev-parse", "HEAD")
+        git(work, "push", "-q", "origin", "main")
+        body = push_event(bare.as_uri(), second)
+        signature = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+        path = receiver_path("hooks", "github", "github", SECRET)
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}{path}",
+            data=body,
+            method="POST",
+            headers={
+                "Content-Type": "application/json",
+                "X-GitHub-Event": "push",
+                "X-Hub-Signature-256": signature,
+            },
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert response.status == 200
+            assert json.loads(response.read())["refreshed"] == 1
+        _wait_for("discovery of the pushed commit", lambda: second in _freight_commits(db), server)
+        assert path.rsplit("/", 1)[1] not in server.log()  # the path is a credential
+    finally:
+        server.stop()
