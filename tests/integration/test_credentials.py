@@ -286,3 +286,39 @@ def test_expression_functions_read_the_store_and_mask_what_they_reveal(project):
     assert PASSWORD in revealed
     shown = credentials.mask({"url": f"https://hooks.test/?t={PASSWORD}", "n": 1}, revealed)
     assert shown == {"url": "https://hooks.test/?t=***", "n": 1}
+
+
+def test_the_cli_creates_lists_and_deletes_credentials_with_values_from_stdin_or_files(
+    project, monkeypatch, tmp_path
+):
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
+    out = kargo(
+        "create", "repo-credentials", "gitops", "--project", "shop", "--type", "git",
+        "--repo-url", "https://git.example.com/org/gitops.git", "--username", "bot",
+        "--password-stdin",
+    )  # fmt: skip
+    assert out.strip() == "secret/gitops created"
+    assert lookup(project.id, "git", "https://git.example.com/org/gitops") == ("bot", PASSWORD)
+    key_file = tmp_path / "key"
+    key_file.write_text("file-value\n")
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD))
+    out = kargo(
+        "create", "generic-credentials", "slack", "--shared",
+        "--set", "token=-", "--set", f"extra=@{key_file}",
+    )  # fmt: skip
+    assert out.strip() == "secret/slack created"
+    assert generic(None, "slack") == {"token": PASSWORD, "extra": "file-value"}
+    with pytest.raises(CommandError) as caught:
+        kargo("create", "generic-credentials", "bad", "--project", "shop", "--set", "token=abc")
+    assert "a value on the command line" in str(caught.value)
+    with pytest.raises(CommandError) as caught:
+        kargo("create", "repo-credentials", "x", "--project", "shop", "--type", "git")
+    assert "needs --repo-url, --username, --password-stdin" in str(caught.value)
+    table = kargo("get", "credentials", "--project", "shop")
+    assert "gitops" in table and "password=***" in table and PASSWORD not in table
+    exported = kargo("get", "secrets", "--shared", "-o", "yaml")
+    assert "token: '***'" in exported and PASSWORD not in exported
+    assert kargo("delete", "credentials", "gitops", "--project", "shop").strip() == (
+        "secret/gitops deleted"
+    )
+    assert not Credential.objects.filter(name="gitops").exists()
