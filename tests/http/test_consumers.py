@@ -282,9 +282,9 @@ def test_a_failing_channel_layer_is_retried_and_the_pages_re_synced(users, monke
         feed.layer.receive = flaky_receive
         feed.receiver.cancel()
         feed.receiver = live.asyncio.create_task(feed.receive())
-        html = await comm.receive_from(timeout=5)
+        html = await comm.receive_from(timeout=20)
         await change(stage.project_id, "stage", stage.id)
-        after = await comm.receive_from(timeout=5)
+        after = await comm.receive_from(timeout=20)
         feed.layer.receive = real_receive
         await comm.disconnect()
         return html, after, stage
