@@ -2,8 +2,10 @@
 
 from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
+from kargo.regex import RegexError, compile_regex
 from kargo.specs.base import (
     Condition,
     DateTime,
@@ -32,6 +34,19 @@ IMAGE_REPO_URL = r"^(\w+([\.-]\w+)*(:[\d]+)?/)?(\w+([\.-]\w+)*)(/\w+([\.-]\w+)*)
 CHART_REPO_URL = r"^(((https?)|(oci))://)(([\w\d\.\-]+)(:([\d]+)?)?(/.*)*)$"
 
 DiscoveryLimit = Annotated[int, Field(ge=1, le=100)]
+
+
+def _regex(value: str) -> str:
+    # Kargo compiles these when it discovers (Go's regexp, which RE2 matches); refusing a bad
+    # one here names its field at apply instead of failing every discovery.
+    try:
+        compile_regex(value)
+    except RegexError as exc:
+        raise PydanticCustomError("regex", str(exc)) from None
+    return value
+
+
+Regex = Annotated[str, AfterValidator(_regex)]
 
 
 class GitSubscription(KargoModel):
@@ -76,13 +91,22 @@ class ImageSubscription(KargoModel):
     strictSemvers: bool = True
     constraint: str | None = None
     allowTags: str | None = None
-    allowTagsRegexes: list[str] | None = None
+    allowTagsRegexes: list[Regex] | None = None
     ignoreTags: list[str] | None = None
-    ignoreTagsRegexes: list[str] | None = None
+    ignoreTagsRegexes: list[Regex] | None = None
     platform: Annotated[str, pattern(r"^\w+/\w+$", "must be <os>/<arch>")] | None = None
     insecureSkipTLSVerify: bool | None = None
     discoveryLimit: DiscoveryLimit = 20
     cacheByTag: bool = False
+
+    @model_validator(mode="after")
+    def _digest_names_a_tag(self) -> "ImageSubscription":
+        # Kargo's admission webhook (pkg/subscription/image.go ValidateSubscription).
+        if self.imageSelectionStrategy == "Digest" and not self.constraint:
+            raise rule_violation(
+                "constraint: must name the tag to follow when imageSelectionStrategy is Digest"
+            )
+        return self
 
 
 class ChartSubscription(KargoModel):
@@ -95,6 +119,17 @@ class ChartSubscription(KargoModel):
     semverConstraint: str | None = None
     discoveryLimit: DiscoveryLimit = 20
     insecureSkipTLSVerify: bool | None = None
+
+    @model_validator(mode="after")
+    def _name_fits_the_repository(self) -> "ChartSubscription":
+        # Kargo's admission webhook (pkg/subscription/chart.go ValidateSubscription).
+        if self.repoURL.startswith("oci://") and self.name:
+            raise rule_violation("name: must be empty if repoURL starts with oci://")
+        if self.repoURL.startswith(("http://", "https://")) and not self.name:
+            raise rule_violation(
+                "name: must be non-empty if repoURL starts with http:// or https://"
+            )
+        return self
 
 
 class GenericSubscription(KargoModel):

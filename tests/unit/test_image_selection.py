@@ -24,7 +24,7 @@ from freight.discovery.registry import RegistryError, parse_image_repo
 from freight.discovery.tags import tag_name_filter
 from freight.discovery.versions import Constraint
 from kargo.expressions import ExpressionError
-from kargo.specs import ImageSubscription
+from kargo.specs import ImageSubscription, validate_document
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -217,3 +217,26 @@ def test_criteria_functions_answer_in_the_promotion_shapes():
         "Digest": "sha256:d",
         "Annotations": {"k": "v"},
     }
+
+
+def test_invalid_subscriptions_are_refused_at_apply_with_the_field_path():
+    doc = {
+        "apiVersion": "kargo.akuity.io/v1alpha1",
+        "kind": "Warehouse",
+        "metadata": {"name": "w", "namespace": "p"},
+        "spec": {
+            "subscriptions": [
+                {"image": {"repoURL": "nginx", "ignoreTagsRegexes": ["-rc$", "(unclosed"]}},
+                {"image": {"repoURL": "nginx", "imageSelectionStrategy": "Digest"}},
+                {"chart": {"repoURL": "oci://ghcr.io/a/b", "name": "b"}},
+                {"chart": {"repoURL": "https://charts.example.com"}},
+                {"image": {"repoURL": "nginx", "platform": "linux"}},
+            ]
+        },
+    }
+    errors = {error.path: error.message for error in validate_document(doc)}
+    assert "missing )" in errors["spec.subscriptions[0].image.ignoreTagsRegexes[1]"]
+    assert "Digest" in errors["spec.subscriptions[1].image"]
+    assert "must be empty" in errors["spec.subscriptions[2].chart"]
+    assert "must be non-empty" in errors["spec.subscriptions[3].chart"]
+    assert "<os>/<arch>" in errors["spec.subscriptions[4].image.platform"]
