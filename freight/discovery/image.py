@@ -302,21 +302,25 @@ def _strings(value) -> dict[str, str]:
 
 
 class MetadataCache:
-    """A project's ImageMetadata rows of one repository, read once per discovery."""
+    """A project's ImageMetadata of one repository, read once per discovery (as plain values:
+    a repository may hold thousands of tags, and a repeated poll reads them all)."""
+
+    FIELDS = ("id", "tag", "digest", "created_at", "annotations", "platforms")
 
     def __init__(self, project_id: int, repository: str):
         self.project_id = project_id
         self.repository = repository
-        self._rows: dict[str, ImageMetadata] | None = None
+        self._rows: dict[str, tuple] | None = None
 
     @property
-    def rows(self) -> dict[str, ImageMetadata]:
+    def rows(self) -> dict[str, tuple]:
+        """tag -> (id, tag, digest, created_at, annotations, platforms)."""
         if self._rows is None:
             self._rows = {
-                row.tag: row
+                row[1]: row
                 for row in ImageMetadata.objects.filter(
                     project_id=self.project_id, repository=self.repository
-                )
+                ).values_list(*self.FIELDS)
             }
         return self._rows
 
@@ -326,7 +330,7 @@ class MetadataCache:
 
     def by_digest(self, digest: str) -> ImageInfo | None:
         for row in self.rows.values():
-            if row.digest == digest:
+            if row[2] == digest:
                 return _info(row)
         return None
 
@@ -351,22 +355,22 @@ class MetadataCache:
             unique_fields=["project", "repository", "tag"],
             update_fields=["digest", "created_at", "annotations", "platforms", "seen_at"],
         )
-        self.rows.update((row.tag, row) for row in rows)
+        self.rows.update(
+            (r.tag, (r.id, r.tag, r.digest, r.created_at, r.annotations, r.platforms)) for r in rows
+        )
 
     def keep_only(self, tags: set[str]) -> None:
         """Forget tags the repository no longer lists (a tag deleted and pushed again is new)."""
-        gone = [row.id for tag, row in self.rows.items() if tag not in tags]
+        gone = [row[0] for tag, row in self.rows.items() if tag not in tags]
         for start in range(0, len(gone), 500):
             ImageMetadata.objects.filter(id__in=gone[start : start + 500]).delete()
         self._rows = {tag: row for tag, row in self.rows.items() if tag in tags}
 
 
-def _info(row: ImageMetadata) -> ImageInfo:
+def _info(row: tuple) -> ImageInfo:
+    _, _, digest, created_at, annotations, platforms = row
     return ImageInfo(
-        row.digest,
-        row.created_at,
-        dict(row.annotations),
-        [Platform.from_json(p) for p in row.platforms],
+        digest, created_at, dict(annotations), [Platform.from_json(p) for p in platforms]
     )
 
 
