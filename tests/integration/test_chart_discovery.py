@@ -88,8 +88,10 @@ def test_classic_repository_faults(charts, private_charts):
     assert "wrong-pw-123" not in str(wrong.value)
     assert discover_chart(private, credentials=("bob", "chart-pw")).versions == ["1.0.0"]
 
+    # Apply refuses this (kargo.specs); discovery still guards specs stored before that rule.
+    unnamed = ChartSubscription.model_construct(repoURL=f"{charts.url}/stable", discoveryLimit=20)
     with pytest.raises(DiscoveryError, match="name is required"):
-        discover_chart(chart_sub(repoURL=f"{charts.url}/stable"))
+        discover_chart(unnamed)
 
 
 def test_an_oci_repository(registry):
@@ -101,8 +103,9 @@ def test_an_oci_repository(registry):
     assert found.versions == ["1.2.0-beta.1", "1.1.0+build.7", "1.0.0", "0.9.0"]
     assert found.as_dict() == {"repoURL": url, "versions": found.versions}
     assert discover_chart(chart_sub(repoURL=url, semverConstraint="<1.0.0")).versions == ["0.9.0"]
+    named = ChartSubscription.model_construct(repoURL=url, name="podinfo", discoveryLimit=20)
     with pytest.raises(DiscoveryError, match="name must be empty"):
-        discover_chart(chart_sub(repoURL=url, name="podinfo"))
+        discover_chart(named)
     with pytest.raises(DiscoveryError, match="404"):
         discover_chart(chart_sub(repoURL=f"oci://{registry.host}/charts/none"))
 
