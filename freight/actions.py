@@ -17,6 +17,7 @@ from kargo.redaction import hide_paths
 from kargo.specs import RepoSubscription
 from kargo.times import parse_rfc3339, rfc3339
 from projects.actions import record_event
+from projects.credentials import git_env, lookup
 from projects.live import broadcast_on_commit
 from projects.models import Project
 from projects.queue import enqueue_on_commit
@@ -176,7 +177,7 @@ def discover_git_subscription(warehouse: Warehouse, sub: RepoSubscription) -> tu
         git,
         settings.DATA_DIR / "git-cache",
         expression_filter=(lambda env, e=expression: evaluate(e, env)) if expression else None,
-        project_id=warehouse.project_id,
+        auth_env=git_env(warehouse.project_id, git.repoURL),
     )
     named = {"subscriptionName": sub.name} if sub.name else {}
     entry = {"repoURL": git.repoURL, **named, "commits": [c.as_dict() for c in found]}
@@ -202,7 +203,7 @@ def discover_image_subscription(warehouse: Warehouse, sub: RepoSubscription) -> 
     found = discover_image(
         image,
         warehouse.project_id,
-        credentials=None,  # credentials store: projects.credentials.lookup(project, "image", url)
+        credentials=lookup(warehouse.project_id, "image", image.repoURL),
     )
     named = {"subscriptionName": sub.name} if sub.name else {}
     entry = {
@@ -229,7 +230,7 @@ def discover_chart_subscription(warehouse: Warehouse, sub: RepoSubscription) -> 
     chart = sub.chart
     found = discover_chart(
         chart,
-        credentials=None,  # credentials store: projects.credentials.lookup(project, "helm", url)
+        credentials=lookup(warehouse.project_id, "helm", chart.repoURL),
     )
     named = {"subscriptionName": sub.name} if sub.name else {}
     entry = {**found.as_dict(), **named}

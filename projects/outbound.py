@@ -17,6 +17,7 @@ from .egress import check_outbound
 MAX_REDIRECTS = 5
 MAX_BODY_BYTES = 4 * 1024 * 1024
 REDIRECT_CODES = {301, 302, 303, 307, 308}
+CREDENTIAL_HEADERS = {"authorization", "proxy-authorization", "cookie"}
 
 
 class OutboundError(Exception):
@@ -63,6 +64,7 @@ def send(request: Request) -> Answer:
     """Send `request`, following up to MAX_REDIRECTS redirects (each one re-checked by the egress
     policy; a 303, or a 301/302 of a POST, becomes a GET without body, as browsers do)."""
     method, url, body = request.method.upper(), request.url, request.body
+    headers = dict(request.headers)
     scheme = urlsplit(url).scheme
     if scheme not in ("http", "https"):
         raise OutboundError(f"unsupported URL scheme {scheme or '(none)'!r}: use http or https")
@@ -75,12 +77,17 @@ def send(request: Request) -> Answer:
     ) as client:
         for _ in range(MAX_REDIRECTS + 1):
             check_outbound(url)
-            answer = _send_once(client, method, url, request.headers, body, request.max_bytes)
+            answer = _send_once(client, method, url, headers, body, request.max_bytes)
             if answer.status not in REDIRECT_CODES or "location" not in answer.headers:
                 return answer
-            url = urljoin(url, answer.headers["location"])
-            if urlsplit(url).scheme not in ("http", "https"):
+            target = urljoin(url, answer.headers["location"])
+            if urlsplit(target).scheme not in ("http", "https"):
                 raise OutboundError("redirected to a URL that is not http or https")
+            if _origin(target) != _origin(url):
+                # Credentials are for the host they were given for, as browsers and requests
+                # do: a registry redirecting blobs to a CDN must not hand it the password.
+                headers = {k: v for k, v in headers.items() if k.lower() not in CREDENTIAL_HEADERS}
+            url = target
             if answer.status == 303 or (answer.status in (301, 302) and method == "POST"):
                 method, body = "GET", None
     raise OutboundError(f"more than {MAX_REDIRECTS} redirects")
@@ -119,6 +126,11 @@ def _send_once(
     except httpx.HTTPError as exc:
         detail = str(exc)[:200] or type(exc).__name__
         raise OutboundError(f"request to {_where(url)} failed: {detail}") from None
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    return parts.scheme, (parts.hostname or "").lower(), parts.port
 
 
 def _where(url: str) -> str:

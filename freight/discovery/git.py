@@ -10,7 +10,6 @@ from pathlib import Path
 
 from kargo.redaction import redact
 from kargo.specs import GitSubscription
-from projects.credentials import git_env
 
 from .base import DiscoveryError, ExpressionFilter
 from .mirror import Mirror
@@ -25,14 +24,15 @@ def discover_git(
     cache_dir: Path,
     *,
     expression_filter: ExpressionFilter | None = None,
-    project_id: int | None = None,
+    auth_env: dict[str, str] | None = None,
 ) -> list[DiscoveredCommit]:
     """Discover commits for a Kargo git subscription.
 
     Returns at most `discoveryLimit` commits, best first: index 0 is what a new Freight would use.
     `expressionFilter` in `sub` is not evaluated here; pass `expression_filter` to have it applied
-    where Kargo applies it (before path filters and before the discovery limit). `project_id`
-    picks the stored credential for the repository (the project's, else a shared one).
+    where Kargo applies it (before path filters and before the discovery limit). `auth_env`: what
+    git's environment needs for the stored credential of the repository
+    (projects.credentials.git_env); discovery itself reads no database.
     """
     shown_url = redact(sub.repoURL)
     if sub.repoURL.startswith("-"):
@@ -51,7 +51,7 @@ def discover_git(
         raise DiscoveryError(f"{exc} for {shown_url}") from None
 
     strategy = sub.commitSelectionStrategy
-    mirror = Mirror(sub.repoURL, Path(cache_dir), git_env(project_id, sub.repoURL))
+    mirror = Mirror(sub.repoURL, Path(cache_dir), auth_env or {})
     with mirror.locked():
         mirror.sync(need_default_branch=strategy == "NewestFromBranch" and not sub.branch)
         return STRATEGIES[strategy](mirror, sub, filters)

@@ -18,6 +18,7 @@ from freight.discovery import DiscoveryError, discover_git
 from kargo import runner
 from kargo.specs import GitSubscription
 from projects.actions import do_create_project, do_save_credential
+from projects.credentials import git_env
 from stages.steps import StepError
 from tests.integration.test_steps import make_ctx, run
 
@@ -174,7 +175,9 @@ def store(project, url: str, password: str = PASSWORD, shared: bool = False):
 def test_discovery_without_a_credential_fails_clearly(git_server, project, tmp_path):
     url, _, _ = git_server
     with pytest.raises(DiscoveryError) as caught:
-        discover_git(GitSubscription(repoURL=url), tmp_path / "cache", project_id=project.id)
+        discover_git(
+            GitSubscription(repoURL=url), tmp_path / "cache", auth_env=git_env(project.id, url)
+        )
     message = str(caught.value)
     assert url in message and "could not read Username" in message
 
@@ -182,7 +185,9 @@ def test_discovery_without_a_credential_fails_clearly(git_server, project, tmp_p
 def test_discovery_with_the_stored_credential(git_server, project, tmp_path, commands):
     url, _, handler = git_server
     store(project, url.removesuffix(".git"))  # matched through Kargo's URL normalisation
-    found = discover_git(GitSubscription(repoURL=url), tmp_path / "cache", project_id=project.id)
+    found = discover_git(
+        GitSubscription(repoURL=url), tmp_path / "cache", auth_env=git_env(project.id, url)
+    )
     assert [c.subject for c in found] == ["c2", "c1"]
     assert any(a.startswith("Basic ") and a != "" for a in handler.seen_auth)
     assert all(PASSWORD not in " ".join(args) for args in commands)
@@ -195,12 +200,16 @@ def test_discovery_with_the_stored_credential(git_server, project, tmp_path, com
 def test_discovery_with_a_shared_credential_and_a_wrong_one(git_server, project, tmp_path):
     url, _, _ = git_server
     store(project, url, shared=True)
-    found = discover_git(GitSubscription(repoURL=url), tmp_path / "cache", project_id=project.id)
+    found = discover_git(
+        GitSubscription(repoURL=url), tmp_path / "cache", auth_env=git_env(project.id, url)
+    )
     assert found[0].subject == "c2"
     # The project's own credential comes first, even when it is wrong; the message has no secret.
     store(project, url, password="wrong-" + PASSWORD)
     with pytest.raises(DiscoveryError) as caught:
-        discover_git(GitSubscription(repoURL=url), tmp_path / "cache3", project_id=project.id)
+        discover_git(
+            GitSubscription(repoURL=url), tmp_path / "cache3", auth_env=git_env(project.id, url)
+        )
     assert "Authentication failed" in str(caught.value)
     assert PASSWORD not in str(caught.value)
 
