@@ -33,10 +33,10 @@ from kargo.expressions import ExpressionError, evaluate, evaluate_template
 from kargo.freight_ids import normalize_chart_url, normalize_git_url
 from kargo.specs import WarehouseSpec
 from kargo.specs.project import GenericWebhookAction, WebhookReceiver
+from kargo.versions import Constraint, parse_version
 
 from .discovery.paths import paths_filter
 from .discovery.tags import tag_name_filter
-from .discovery.versions import Constraint, parse_version
 
 # Kargo's getMaxRequestBodyBytes (2 MiB); a body over it is refused with 413 before it is parsed.
 MAX_BODY_BYTES = 2 << 20

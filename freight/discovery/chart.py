@@ -19,11 +19,11 @@ from urllib.parse import urlsplit
 import yaml
 
 from kargo.specs import ChartSubscription
+from kargo.versions import Constraint, parse_version
 from projects.outbound import OutboundError, Request, send
 
 from .base import DiscoveryError
 from .registry import RegistryClient, parse_image_repo
-from .versions import Constraint, parse_version
 
 INDEX_MAX_BYTES = 64 * 1024 * 1024  # the biggest public index.yaml files are tens of megabytes
 TIMEOUT = 60.0

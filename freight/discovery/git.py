@@ -10,13 +10,13 @@ from pathlib import Path
 
 from kargo.redaction import redact
 from kargo.specs import GitSubscription
+from kargo.versions import Constraint
 
 from .base import DiscoveryError, ExpressionFilter
 from .mirror import Mirror
 from .paths import paths_filter
 from .strategies import STRATEGIES, DiscoveredCommit, Filters
 from .tags import tag_name_filter
-from .versions import Constraint
 
 
 def discover_git(

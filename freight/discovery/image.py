@@ -31,12 +31,12 @@ from datetime import datetime
 
 from kargo.specs import ImageSubscription
 from kargo.times import is_rfc3339, parse_rfc3339, rfc3339
+from kargo.versions import Constraint, parse_version
 
 from ..models import ImageMetadata
 from .base import DiscoveryError
 from .registry import INDEX_TYPES, MANIFEST_TYPES, RegistryClient, parse_image_repo
 from .tags import TagNameFilter, tag_name_filter
-from .versions import Constraint, parse_version
 
 CREATED_ANNOTATIONS = ("org.opencontainers.image.created", "org.label-schema.build-date")
 UNKNOWN = "unknown"

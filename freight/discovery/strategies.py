@@ -11,12 +11,12 @@ from datetime import datetime
 
 from kargo.specs import GitSubscription
 from kargo.times import parse_rfc3339, rfc3339
+from kargo.versions import Constraint, parse_version
 
 from .base import DiscoveryError, ExpressionFilter, passes
 from .mirror import Mirror, Tag
 from .paths import PathsFilter
 from .tags import TagNameFilter
-from .versions import Constraint, parse_version
 
 SUBJECT_MAX_LENGTH = 80  # Kargo shortens subjects to 77 characters + "..."
 MAX_BATCH = 1000

@@ -21,6 +21,7 @@ from kargo.specs.base import (
     pattern,
     rule_violation,
 )
+from kargo.versions import Constraint
 
 # Patterns and defaults of Kargo's subscription JSON schemas (pkg/subscription/schemas/*.json).
 GIT_REPO_URL = (
@@ -49,6 +50,18 @@ def _regex(value: str) -> str:
 Regex = Annotated[str, AfterValidator(_regex)]
 
 
+def _constraint(value: str) -> str:
+    # Refused at apply with its field path, rather than at every discovery.
+    try:
+        Constraint(value)
+    except ValueError as exc:
+        raise PydanticCustomError("semver_constraint", str(exc)) from None
+    return value
+
+
+SemverConstraint = Annotated[str, AfterValidator(_constraint)]
+
+
 class GitSubscription(KargoModel):
     repoURL: Annotated[
         str,
@@ -67,11 +80,11 @@ class GitSubscription(KargoModel):
         | None
     ) = None
     strictSemvers: bool = True
-    semverConstraint: str | None = None
+    semverConstraint: SemverConstraint | None = None
     allowTags: str | None = None
-    allowTagsRegexes: list[str] | None = None
+    allowTagsRegexes: list[Regex] | None = None
     ignoreTags: list[str] | None = None
-    ignoreTagsRegexes: list[str] | None = None
+    ignoreTagsRegexes: list[Regex] | None = None
     expressionFilter: str | None = None
     insecureSkipTLSVerify: bool | None = None
     blobless: bool | None = None
@@ -106,6 +119,11 @@ class ImageSubscription(KargoModel):
             raise rule_violation(
                 "constraint: must name the tag to follow when imageSelectionStrategy is Digest"
             )
+        if self.imageSelectionStrategy == "SemVer" and self.constraint:
+            try:
+                Constraint(self.constraint)
+            except ValueError as exc:
+                raise rule_violation(f"constraint: {exc}") from None
         return self
 
 
@@ -116,7 +134,7 @@ class ChartSubscription(KargoModel):
         pattern(CHART_REPO_URL, "must be an http(s):// or oci:// URL"),
     ]
     name: str | None = None
-    semverConstraint: str | None = None
+    semverConstraint: SemverConstraint | None = None
     discoveryLimit: DiscoveryLimit = 20
     insecureSkipTLSVerify: bool | None = None
 

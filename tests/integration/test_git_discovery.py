@@ -13,9 +13,9 @@ from pydantic import ValidationError
 from freight.discovery import DiscoveredCommit, DiscoveryError, discover_git, mirror
 from freight.discovery.paths import paths_filter
 from freight.discovery.tags import tag_name_filter
-from freight.discovery.versions import Constraint, parse_version
 from kargo.freight_ids import normalize_git_url
 from kargo.specs import GitSubscription
+from kargo.versions import Constraint, parse_version
 
 T0 = datetime(2024, 1, 1, 12, 0, 0, tzinfo=UTC)
 AUTHOR = "Alice Author <alice@example.com>"
@@ -385,11 +385,11 @@ def test_semver_constraints(repo, cache, tagged, constraint, expected):
 
 @pytest.mark.parametrize("constraint", ["not a range", ">=1.0.0 ||", "^1.0.0 && <2"])
 def test_invalid_semver_constraint(tmp_path, cache, constraint):
-    # Checked before any network access, so even a missing repository reports it.
+    # Refused when the subscription is read (at apply, with its field path), before discovery.
     url = (tmp_path / "missing").as_uri()
     sub = {"repoURL": url, "commitSelectionStrategy": "SemVer", "semverConstraint": constraint}
-    with pytest.raises(DiscoveryError, match="semverConstraint"):
-        discover_git(subscription(sub), cache)
+    with pytest.raises(ValidationError, match="semverConstraint"):
+        subscription(sub)
 
 
 def test_lexical(repo, cache, tagged):

@@ -22,9 +22,9 @@ from freight.discovery.image import (
 )
 from freight.discovery.registry import RegistryError, parse_image_repo
 from freight.discovery.tags import tag_name_filter
-from freight.discovery.versions import Constraint
 from kargo.expressions import ExpressionError
 from kargo.specs import ImageSubscription, validate_document
+from kargo.versions import Constraint
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -240,3 +240,29 @@ def test_invalid_subscriptions_are_refused_at_apply_with_the_field_path():
     assert "must be empty" in errors["spec.subscriptions[2].chart"]
     assert "must be non-empty" in errors["spec.subscriptions[3].chart"]
     assert "<os>/<arch>" in errors["spec.subscriptions[4].image.platform"]
+
+
+def test_constraints_and_tag_regexes_are_refused_at_apply_with_their_field_path():
+    doc = {
+        "apiVersion": "kargo.akuity.io/v1alpha1",
+        "kind": "Warehouse",
+        "metadata": {"name": "w", "namespace": "p"},
+        "spec": {
+            "subscriptions": [
+                {"git": {"repoURL": "https://g.example.com/a.git", "semverConstraint": ">=1 <<2"}},
+                {"image": {"repoURL": "reg.example.com/a", "constraint": "not-a-range!"}},
+                {"chart": {"repoURL": "oci://r.example.com/c", "semverConstraint": "~~1"}},
+                {"git": {"repoURL": "https://g.example.com/b.git", "allowTagsRegexes": ["(x"]}},
+                # Digest's constraint is a tag name, not a range.
+                {"image": {"repoURL": "reg.example.com/b", "imageSelectionStrategy": "Digest",
+                           "constraint": "latest!"}},
+            ]
+        },
+    }  # fmt: skip
+    assert [str(e) for e in validate_document(doc)] == [
+        "spec.subscriptions[0].git.semverConstraint: invalid semverConstraint '>=1 <<2'",
+        "spec.subscriptions[1].image: constraint: invalid semverConstraint 'not-a-range!'",
+        "spec.subscriptions[2].chart.semverConstraint: invalid semverConstraint '~~1'",
+        "spec.subscriptions[3].git.allowTagsRegexes[0]: invalid regular expression '(x': "
+        "missing ): (x",
+    ]
