@@ -72,6 +72,8 @@ DATA_DIR = Path(env_str("KARGO_DATA_DIR", str(BASE_DIR / "var")))
 # Demo mode lets the seeded demo user log in, and only from loopback (see projects.access).
 DEMO_MODE = env_bool("KARGO_DEMO", False)
 DEMO_USERNAME = "demo"
+# The demo's image registry (kargo_ui/demo_registry.py) listens on 127.0.0.1 at this port.
+DEMO_REGISTRY_PORT = int(env_str("KARGO_DEMO_REGISTRY_PORT", "5055"))
 # How often the periodic reconcile looks for work nobody picked up (seconds).
 RECONCILE_INTERVAL = env_float("KARGO_RECONCILE_INTERVAL", 2.0)
 # A Running promotion whose worker has not written a heartbeat for this long is taken as lost.

@@ -148,7 +148,13 @@ def demo(transactional_db, data_dir):
 
     from projects.models import Project
 
-    call_command("demo", "--no-auto-promotion", "--no-verification", stdout=open(os.devnull, "w"))
+    call_command(
+        "demo",
+        "--no-auto-promotion",
+        "--no-verification",
+        "--no-registry",
+        stdout=open(os.devnull, "w"),
+    )
     return Project.objects.get(name="kargo-demo")
 
 

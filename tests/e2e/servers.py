@@ -163,7 +163,7 @@ def seed_demo(env: dict) -> None:
     """Create the schema and the demo project the servers then run (before any promotion:
     without the demo's auto-promotion of test, which the tests would race)."""
     manage(env, "migrate", "--noinput")
-    manage(env, "demo", "--no-auto-promotion", "--no-verification")
+    manage(env, "demo", "--no-auto-promotion", "--no-verification", "--no-registry")
 
 
 # The commands of the two runtime modes. Embedded: `manage.py serve` runs daphne, the Celery

@@ -494,7 +494,7 @@ def test_the_server_cli_turns_it_on_and_off_and_shows_holds(project):
 
 
 def test_the_demo_auto_promotes_its_first_stage(transactional_db, data_dir):
-    call_command("demo", stdout=io.StringIO())
+    call_command("demo", "--no-registry", stdout=io.StringIO())
     demo = Project.objects.get(name="kargo-demo")
     assert ProjectConfig.objects.get(project=demo).spec["promotionPolicies"] == [
         {"stageSelector": {"name": "test"}, "autoPromotionEnabled": True}

@@ -122,7 +122,7 @@ def test_seeding_the_demo_twice_changes_nothing(demo, capsys):
     import io
 
     out = io.StringIO()
-    call_command("demo", stdout=out)
+    call_command("demo", "--no-registry", stdout=out)
     assert "stage/test unchanged" in out.getvalue()
     assert Stage.objects.filter(project=demo).count() == 3
 

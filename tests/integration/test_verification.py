@@ -354,7 +354,12 @@ def healthz(service, local_egress):
 
 def test_the_demo_verifies_uat_against_the_dashboards_healthz(data_dir, healthz):
     call_command(
-        "demo", "--no-auto-promotion", "--server-url", healthz, stdout=open(os.devnull, "w")
+        "demo",
+        "--no-auto-promotion",
+        "--no-registry",
+        "--server-url",
+        healthz,
+        stdout=open(os.devnull, "w"),
     )
     demo = Stage.objects.get(project__name="kargo-demo", name="uat").project
     freight = Freight.objects.filter(project=demo).first()

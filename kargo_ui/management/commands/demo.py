@@ -2,7 +2,12 @@
 promote Freight through test -> uat -> prod and watch the rendered manifests land on the
 stage/<name> branches. Its ProjectConfig auto-promotes test, so new Freight flows into test by
 itself (`--no-auto-promotion` leaves it out: the demo as it is before any promotion, which the
-tests start from). Safe to run again: existing repositories and objects are kept."""
+tests start from). Safe to run again: existing repositories and objects are kept.
+
+With Debian's docker-registry installed, the demo also pushes an image, demo/guestbook 1.0.0,
+1.1.0 and 1.2.0, to its own registry on 127.0.0.1:DEMO_REGISTRY_PORT (kargo_ui.demo_registry;
+started only for the push, then stopped: `manage.py serve` runs it in demo mode), the Warehouse
+subscribes to that image too and the Stages set it. `--no-registry` leaves all that out."""
 
 import os
 import subprocess
@@ -13,7 +18,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
-from kargo_ui import manifests
+from kargo_ui import demo_registry, manifests
 from projects.actions import do_set_membership
 from projects.models import Project, Role
 
@@ -71,9 +76,18 @@ patches:
 """
 
 
-def manifest_text(app_url: str, gitops_url: str, verify_url: str = "") -> str:
+def manifest_text(app_url: str, gitops_url: str, verify_url: str = "", image_url: str = "") -> str:
     """The demo's manifests; with `verify_url`, uat verifies its Freight with a web metric
-    against that URL (the dashboard's own /healthz)."""
+    against that URL (the dashboard's own /healthz); with `image_url` (the demo registry's
+    image), the Warehouse subscribes to that image as well and the Stages set the image to the
+    Freight's (imageFrom), else to the app release's tag (commitFrom)."""
+    if image_url:
+        set_image = """          - image: demo/guestbook
+            newName: ${{ vars.imageRepo }}
+            tag: ${{ imageFrom(vars.imageRepo).Tag }}"""
+    else:
+        set_image = """          - image: ${{ vars.imageRepo }}
+            tag: ${{ commitFrom(vars.appRepo).Tag }}"""
     stages = []
     for name, source in (
         ("test", "direct: true"),
@@ -101,7 +115,7 @@ spec:
       - name: appRepo
         value: {app_url}
       - name: imageRepo
-        value: demo/guestbook
+        value: {image_url or "demo/guestbook"}
       - name: srcPath
         value: ./src
       - name: outPath
@@ -126,8 +140,7 @@ spec:
         config:
           path: ${{{{ vars.srcPath }}}}/base
           images:
-          - image: ${{{{ vars.imageRepo }}}}
-            tag: ${{{{ commitFrom(vars.appRepo).Tag }}}}
+{set_image}
       - uses: kustomize-build
         config:
           path: ${{{{ vars.srcPath }}}}/stages/${{{{ ctx.stage }}}}
@@ -145,7 +158,8 @@ spec:
 """)
         if name == "uat" and verify_url:
             stages[-1] += UAT_VERIFICATION.format(url=verify_url)
-    return f"""apiVersion: kargo.akuity.io/v1alpha1
+    return (
+        f"""apiVersion: kargo.akuity.io/v1alpha1
 kind: Project
 metadata:
   name: kargo-demo
@@ -163,7 +177,17 @@ spec:
       commitSelectionStrategy: SemVer
       semverConstraint: ">=1.0.0"
       discoveryLimit: 10
-""" + "".join(stages)
+"""
+        + (IMAGE_SUBSCRIPTION.format(url=image_url) if image_url else "")
+        + "".join(stages)
+    )
+
+
+IMAGE_SUBSCRIPTION = """  - image:
+      repoURL: {url}
+      imageSelectionStrategy: SemVer
+      discoveryLimit: 10
+"""
 
 
 # uat checks what it deployed, as a Kargo user's verification would: three measurements two
@@ -209,9 +233,10 @@ spec:
 """
 
 
-def older_freight(app: Path) -> str:
+def older_freight(app: Path, image_url: str = "", digests: dict | None = None) -> str:
     """Freight for the releases before the newest, so the timeline has history from the start
-    (a Warehouse itself only ever makes Freight of the newest artifacts, as in Kargo)."""
+    (a Warehouse itself only ever makes Freight of the newest artifacts, as in Kargo); with
+    `image_url`, each carries the image of its release too (`digests`: tag -> digest)."""
     docs = []
     for hours, tag in ((2, "v1.0.0"), (1, "v1.1.0")):
         commit = git("rev-list", "-n", "1", tag, cwd=app).strip()
@@ -229,8 +254,14 @@ commits:
 - repoURL: {app.as_uri()}
   id: {commit}
   tag: {tag}
-discoveredAt: "{when}"
 """)
+        if image_url:
+            docs[-1] += f"""images:
+- repoURL: {image_url}
+  tag: {tag.removeprefix("v")}
+  digest: {digests[tag.removeprefix("v")]}
+"""
+        docs[-1] += f'discoveredAt: "{when}"\n'
     return "".join(docs)
 
 
@@ -285,6 +316,11 @@ class Command(BaseCommand):
             help="where the dashboard will answer, for uat's verification "
             "(default: $KARGO_DEMO_URL, else http://127.0.0.1:$PORT, PORT defaulting to 8000)",
         )
+        parser.add_argument(
+            "--no-registry",
+            action="store_true",
+            help="leave out the demo's image registry and the Warehouse's image subscription",
+        )
 
     def handle(self, *args, **opts):
         root = settings.DATA_DIR / "demo"
@@ -309,7 +345,11 @@ class Command(BaseCommand):
                 gitops, root / "work" / "gitops", [("GitOps base and stage overlays", files, "")]
             )
         verify_url = "" if opts["no_verification"] else opts["server_url"].rstrip("/") + "/healthz"
-        text = manifest_text(app.as_uri(), gitops.as_uri(), verify_url) + older_freight(app)
+        image_url, digests = "", {}
+        if not opts["no_registry"]:
+            image_url, digests = self.seed_registry()
+        text = manifest_text(app.as_uri(), gitops.as_uri(), verify_url, image_url)
+        text += older_freight(app, image_url, digests)
         if not opts["no_auto_promotion"]:
             text += PROJECT_CONFIG
         (root / "kargo-demo.yaml").write_text(text)
@@ -322,3 +362,28 @@ class Command(BaseCommand):
             user.save()
         do_set_membership(Project.objects.get(name="kargo-demo"), user, Role.ADMIN)
         self.stdout.write(f"demo ready: app repo {app.as_uri()}, gitops repo {gitops.as_uri()}")
+        if image_url:
+            self.stdout.write(
+                f"demo image: {image_url} (tags {', '.join(digests)}; "
+                "`manage.py serve` runs its registry in demo mode)"
+            )
+
+    def seed_registry(self) -> tuple[str, dict[str, str]]:
+        """(image repoURL, tag -> digest) of the demo image, pushed to the demo registry if it
+        is not there yet; ("", {}) when the registry cannot run, which the demo says."""
+        if not demo_registry.available():
+            self.stdout.write(
+                f"demo: {demo_registry.BINARY} is not installed (Debian package docker-registry): "
+                "the Warehouse tracks the app repository only"
+            )
+            return "", {}
+        try:
+            digests = demo_registry.ensure_images()
+        except demo_registry.RegistryUnavailable as exc:
+            self.stdout.write(
+                self.style.WARNING(
+                    f"demo: no image registry: {exc}; the Warehouse tracks the app repository only"
+                )
+            )
+            return "", {}
+        return demo_registry.image_url(), digests

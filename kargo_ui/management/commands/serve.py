@@ -7,6 +7,10 @@ per line and MAX_HEADERS_SIZE for the request line and headers together; past th
 the connection or answers a bare 400. Here its connections answer what went wrong instead:
 414 URI Too Long for a request line over MAX_LINE, 431 Request Header Fields Too Large for a
 header line over MAX_LINE, headers over MAX_HEADERS_SIZE or more than MAX_HEADERS of them.
+
+In demo mode (KARGO_DEMO) it also runs the demo's image registry (kargo_ui.demo_registry) as a
+child process, when docker-registry is installed, and stops it on exit; a production serve
+never does.
 """
 
 import asyncio
@@ -21,6 +25,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from twisted.web import http  # after daphne.server, which installs the asyncio reactor
 
+from kargo_ui import demo_registry
 from kargo_ui.asgi import application
 from kargo_ui.celery import app
 from projects import live, queue
@@ -155,6 +160,7 @@ class Command(BaseCommand):
             raise CommandError(
                 "demo mode (KARGO_DEMO) serves only on loopback; use --host 127.0.0.1"
             )
+        registry = self.start_demo_registry() if settings.DEMO_MODE else None
         listener = None
         if not opts["no_worker"]:
             start_worker_threads()
@@ -181,6 +187,21 @@ class Command(BaseCommand):
         finally:
             if listener is not None:
                 listener.close()
+            if registry is not None:
+                registry.stop()
+
+    def start_demo_registry(self) -> demo_registry.DemoRegistry | None:
+        """The demo's image registry, running until this process stops it; None (and a line
+        saying why) when it cannot run, in which case the demo image's discovery fails."""
+        if not demo_registry.available():
+            return None  # the demo was seeded without an image subscription
+        try:
+            registry = demo_registry.DemoRegistry().start()
+        except demo_registry.RegistryUnavailable as exc:
+            self.stdout.write(self.style.WARNING(f"demo image registry not started: {exc}"))
+            return None
+        self.stdout.write(f"demo image registry on {registry.host} (stopped when serve stops)")
+        return registry
 
 
 def is_loopback_host(host: str) -> bool:
