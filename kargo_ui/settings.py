@@ -394,8 +394,7 @@ for _i, _key in enumerate(CREDENTIALS_KEYS):
     if len(_raw) != 32:
         # The key itself is never quoted: it is a secret.
         raise ImproperlyConfigured(
-            f"KARGO_CREDENTIALS_KEYS: key {_i + 1} is not a Fernet key "
-            "(urlsafe base64 of 32 bytes)"
+            f"KARGO_CREDENTIALS_KEYS: key {_i + 1} is not a Fernet key (urlsafe base64 of 32 bytes)"
         )
 # Kargo hands no credentials to plain http:// repositories unless the operator allows it
 # (ALLOW_CREDENTIALS_OVER_HTTP); loopback addresses are always allowed here, since nothing

@@ -75,9 +75,7 @@ def test_approve_and_refresh(client, users, freight):
     )
 
 
-def test_aborting_a_promotion_needs_admin_and_verification_needs_promoter(
-    client, users, freight
-):
+def test_aborting_a_promotion_needs_admin_and_verification_needs_promoter(client, users, freight):
     """Kargo gives `patch` on Promotions to kargo-admin only: a promoter may start a promotion
     but not abort one. Reverify and abort verification are held at promoter (issue 8): a viewer
     may do neither."""

@@ -34,9 +34,7 @@ def test_a_large_pipeline_shows_every_stage_in_the_overview_by_depth(client, use
     assert overview.count('class="ov-level"') == 3
 
 
-def test_jump_to_a_stage_opens_its_drawer_and_an_unknown_name_says_so(
-    client, users, freight
-):
+def test_jump_to_a_stage_opens_its_drawer_and_an_unknown_name_says_so(client, users, freight):
     client = login(client, users["carol"])
     response = client.get("/project/kargo-demo/", {"stage": "uat"})
     assert response.status_code == 302
