@@ -315,6 +315,10 @@ LOGGING = {
         "celery": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
         "axes": {"level": "WARNING"},
+        # One line per outbound request (every registry blob, every measurement) drowns the log;
+        # failures reach it as the callers' own messages.
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
         "django": {"handlers": [], "level": "INFO"},
         "django.server": {"handlers": [], "level": "INFO", "propagate": True},
     },
