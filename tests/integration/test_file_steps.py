@@ -245,3 +245,110 @@ def test_untar_limits(ctx, monkeypatch):
     with pytest.raises(StepError, match="more than 12 bytes"):
         run(ctx, "untar", {"inPath": "a.tar", "outPath": "o"})
     assert not (ctx.work_dir / "o").exists()
+
+
+# --- json ------------------------------------------------------------------------------
+
+JSON_DOC = (
+    '{\n  "image": {"repo": "demo/app", "tag": "v1"},\n  "replicas": 2,\n  "list": [1, 2]\n}\n'
+)
+
+
+def test_json_update_edits_only_the_values(ctx):
+    (ctx.work_dir / "v.json").write_text(JSON_DOC)
+    result = run(
+        ctx,
+        "json-update",
+        {
+            "path": "v.json",
+            "updates": [
+                {"key": "image.tag", "value": "v2"},
+                {"key": "replicas", "value": 3},
+                {"key": "list.-1", "value": 3},
+                {"key": "new.nested", "value": True},
+            ],
+        },
+    )
+    text = (ctx.work_dir / "v.json").read_text()
+    assert text == (
+        '{\n  "image": {"repo": "demo/app", "tag": "v2"},\n  "replicas": 3,\n'
+        '  "list": [1, 2,3]\n,"new":{"nested":true}}\n'
+    )
+    assert result.outputs["commitMessage"] == (
+        'Updated v.json\n\n- image.tag: "v2"\n- replicas: 3\n- list.-1: 3\n- new.nested: true'
+    )
+
+
+def test_json_update_refuses_non_scalars_and_bad_paths(ctx):
+    (ctx.work_dir / "v.json").write_text(JSON_DOC)
+    with pytest.raises(StepError, match="not a scalar"):
+        run(ctx, "json-update", {"path": "v.json", "updates": [{"key": "a", "value": {"b": 1}}]})
+    with pytest.raises(StepError, match="not in an object"):
+        run(ctx, "json-update", {"path": "v.json", "updates": [{"key": "replicas.x", "value": 1}]})
+    (ctx.work_dir / "bad.json").write_text("{nope")
+    with pytest.raises(StepError, match="JSON"):
+        run(ctx, "json-update", {"path": "bad.json", "updates": [{"key": "a", "value": 1}]})
+
+
+def test_json_parse_outputs_by_name(ctx):
+    (ctx.work_dir / "v.json").write_text(JSON_DOC)
+    result = run(
+        ctx,
+        "json-parse",
+        {
+            "path": "v.json",
+            "outputs": [
+                {"name": "tag", "fromExpression": "image.tag"},
+                {"name": "more", "fromExpression": "replicas + 1"},
+                {"name": "first", "fromExpression": "list[0]"},
+            ],
+        },
+    )
+    assert result.outputs == {"tag": "v1", "more": 3, "first": 1}
+    with pytest.raises(StepError, match="error evaluating"):
+        run(
+            ctx,
+            "json-parse",
+            {"path": "v.json", "outputs": [{"name": "x", "fromExpression": "image.tag.x.y"}]},
+        )
+
+
+# --- yaml ------------------------------------------------------------------------------
+
+
+def test_yaml_parse_outputs_by_name(ctx):
+    (ctx.work_dir / "v.yaml").write_text("# c\nimage:\n  tag: v1\nports: [80, 443]\n")
+    result = run(
+        ctx,
+        "yaml-parse",
+        {
+            "path": "v.yaml",
+            "outputs": [
+                {"name": "tag", "fromExpression": "image.tag"},
+                {"name": "ports", "fromExpression": "len(ports)"},
+            ],
+        },
+    )
+    assert result.outputs == {"tag": "v1", "ports": 2}
+
+
+def test_yaml_merge_later_files_win(ctx):
+    (ctx.work_dir / "base.yaml").write_text("a: 1\nm:\n  x: 1\n  y: 2\nl: [1, 2]\ngone: yes\n")
+    (ctx.work_dir / "over.yaml").write_text("m:\n  y: 3\n  z: 4\nl: [9]\ngone: null\n")
+    result = run(
+        ctx,
+        "yaml-merge",
+        {
+            "inFiles": ["base.yaml", "missing.yaml", "over.yaml"],
+            "outFile": "out/m.yaml",
+            "ignoreMissingFiles": True,
+        },
+    )
+    assert (ctx.work_dir / "out" / "m.yaml").read_text() == (
+        "a: 1\nm:\n  x: 1\n  y: 3\n  z: 4\nl:\n- 9\n"
+    )
+    assert result.outputs["commitMessage"] == (
+        "Merged 2 YAML files to out/m.yaml\n- base.yaml\n- over.yaml"
+    )
+    with pytest.raises(StepError, match="not found"):
+        run(ctx, "yaml-merge", {"inFiles": ["missing.yaml"], "outFile": "x.yaml"})
