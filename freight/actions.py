@@ -120,6 +120,17 @@ def do_update_alias(freight: Freight, alias: str, actor: str) -> Freight:
     return freight
 
 
+def do_set_freight_metadata(freight: Freight, values: dict) -> Freight:
+    """The set-metadata step for Freight: each key of `values` set in status.metadata (Kargo's
+    FreightStatus.UpsertMetadata), the others kept."""
+    with transaction.atomic():
+        freight = Freight.objects.select_for_update().get(id=freight.id)
+        metadata = {**(freight.status.get("metadata") or {}), **values}
+        freight.status = {**freight.status, "metadata": metadata}
+        freight.save(update_fields=["status"])
+        broadcast_on_commit(freight.project_id, "freight", freight.id)
+    return freight
+
 def do_approve(freight: Freight, stage_name: str, actor: str) -> Freight:
     """Kargo's manual approval: the Freight becomes available to the Stage regardless of upstream."""
     with transaction.atomic():

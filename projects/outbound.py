@@ -7,6 +7,7 @@ budget, so a slow or huge response cannot hold a worker or fill its memory.
 import ssl
 from dataclasses import dataclass, field
 from functools import cache
+from typing import BinaryIO
 from urllib.parse import urljoin, urlsplit
 
 import certifi
@@ -46,6 +47,9 @@ class Request:
     timeout: float = 10.0
     insecure: bool = False
     max_bytes: int = MAX_BODY_BYTES
+    # When set, a 2xx answer's body is written here as it arrives (still capped by max_bytes)
+    # instead of being held in memory: downloads. Other answers are read as usual.
+    sink: BinaryIO | None = None
 
 
 @cache
@@ -77,7 +81,7 @@ def send(request: Request) -> Answer:
     ) as client:
         for _ in range(MAX_REDIRECTS + 1):
             check_outbound(url)
-            answer = _send_once(client, method, url, headers, body, request.max_bytes)
+            answer = _send_once(client, method, url, headers, body, request.max_bytes, request.sink)
             if answer.status not in REDIRECT_CODES or "location" not in answer.headers:
                 return answer
             target = urljoin(url, answer.headers["location"])
@@ -94,16 +98,26 @@ def send(request: Request) -> Answer:
 
 
 def _send_once(
-    client: httpx.Client, method: str, url: str, headers: dict, body: bytes | None, max_bytes: int
+    client: httpx.Client,
+    method: str,
+    url: str,
+    headers: dict,
+    body: bytes | None,
+    max_bytes: int,
+    sink: BinaryIO | None = None,
 ) -> Answer:
     try:
         with client.stream(method, url, headers=headers, content=body) as response:
             chunks, size = [], 0
+            streamed = sink is not None and 200 <= response.status_code < 300
             for chunk in response.iter_bytes():
                 size += len(chunk)
                 if size > max_bytes:
                     raise OutboundError(f"response larger than {max_bytes} bytes")
-                chunks.append(chunk)
+                if streamed:
+                    sink.write(chunk)
+                else:
+                    chunks.append(chunk)
             return Answer(
                 response.status_code,
                 {k.lower(): v for k, v in response.headers.items()},

@@ -983,3 +983,15 @@ def do_set_auto_promotion(project, stage_name: str, enabled: bool, actor: str) -
         if enabled:
             enqueue_on_commit("stages.tasks.auto_promote", project.id)
     return config
+
+
+def do_set_stage_metadata(stage: Stage, values: dict) -> Stage:
+    """The set-metadata step for a Stage: each key of `values` set in status.metadata (Kargo's
+    StageStatus.UpsertMetadata), the others kept."""
+    with transaction.atomic():
+        stage = Stage.objects.select_for_update().get(id=stage.id)
+        metadata = {**(stage.status.get("metadata") or {}), **values}
+        stage.status = {**stage.status, "metadata": metadata}
+        stage.save(update_fields=["status"])
+        broadcast_on_commit(stage.project_id, "stage", stage.id)
+    return stage

@@ -30,6 +30,7 @@ from . import actions
 from .models import Promotion, PromotionPhase
 from .steps import UnknownStepError, get_step
 from .steps.base import StepContext, StepError
+from .steps.set_metadata import metadata_function
 
 log = logging.getLogger(__name__)
 
@@ -221,6 +222,8 @@ def build_env(
         "failure": failed,
         "always": lambda: True,
         "status": lambda alias: step_states.get(alias, ""),
+        "freightMetadata": metadata_function("Freight", promotion.project_id),
+        "stageMetadata": metadata_function("Stage", promotion.project_id),
         **expression_functions(promotion.project_id, revealed if revealed is not None else set()),
     }
 
