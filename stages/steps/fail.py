@@ -8,7 +8,9 @@ from .base import Step, StepContext, StepModel, StepResult, register
 
 
 class FailConfig(StepModel):
-    message: str | None = Field(None, min_length=1)
+    # Optional fields default to None but are typed without it: an explicit null is refused,
+    # as Kargo's schema refuses it.
+    message: str = Field(None, min_length=1)
 
 
 @register

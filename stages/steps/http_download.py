@@ -25,13 +25,15 @@ DEFAULT_TIMEOUT = timedelta(minutes=5)
 
 
 class HTTPDownloadConfig(StepModel):
+    # Optional fields default to None but are typed without it: an explicit null is refused,
+    # as Kargo's schema refuses it.
     url: str = Field(min_length=1)
     outPath: str = Field(min_length=1)
-    allowOverwrite: bool | None = None
-    headers: list[NameValue] | None = None
-    queryParams: list[NameValue] | None = None
-    insecureSkipTLSVerify: bool | None = None
-    timeout: Duration | None = None
+    allowOverwrite: bool = None
+    headers: list[NameValue] = None
+    queryParams: list[NameValue] = None
+    insecureSkipTLSVerify: bool = None
+    timeout: Duration = None
 
 
 class Sink:

@@ -60,21 +60,23 @@ class HTTPOutput(StepModel):
 
 
 class HTTPConfig(StepModel):
-    method: Literal["DELETE", "GET", "HEAD", "PATCH", "POST", "PUT"] | None = None
+    # Optional fields default to None but are typed without it: an explicit null is refused,
+    # as Kargo's schema refuses it.
+    method: Literal["DELETE", "GET", "HEAD", "PATCH", "POST", "PUT"] = None
     url: str = Field(min_length=1)
-    headers: list[NameValue] | None = None
-    queryParams: list[NameValue] | None = None
-    body: str | None = None
-    bodyFromFile: str | None = Field(None, min_length=1)
-    insecureSkipTLSVerify: bool | None = None
-    proxy: str | None = Field(None, pattern=r"^https?://.*$")
-    timeout: Duration | None = None
-    pollInterval: Duration | None = None
-    responseContentType: Literal["application/json", "application/yaml", "text/plain"] | None = None
-    outputs: list[HTTPOutput] | None = None
-    successExpression: str | None = None
-    failureExpression: str | None = None
-    errorExpression: str | None = None
+    headers: list[NameValue] = None
+    queryParams: list[NameValue] = None
+    body: str = None
+    bodyFromFile: str = Field(None, min_length=1)
+    insecureSkipTLSVerify: bool = None
+    proxy: str = Field(None, pattern=r"^https?://.*$")
+    timeout: Duration = None
+    pollInterval: Duration = None
+    responseContentType: Literal["application/json", "application/yaml", "text/plain"] = None
+    outputs: list[HTTPOutput] = None
+    successExpression: str = None
+    failureExpression: str = None
+    errorExpression: str = None
 
     @model_validator(mode="after")
     def _one_body(self) -> HTTPConfig:
