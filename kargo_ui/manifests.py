@@ -26,6 +26,7 @@ from kargo.specs import SchemaError as SchemaError
 from kargo.specs.core import SHARED_NAMESPACE, CoreObject, core_kind, is_core, validate_core
 from kargo.times import parse_rfc3339
 from kargo.yamlio import YAMLSyntaxError, load_all
+from kargo_ui.step_configs import step_config_errors
 from projects.actions import (
     do_create_project,
     do_save_config_map,
@@ -145,6 +146,8 @@ def validate(docs: list[Doc], default_project: str = "") -> list[str]:
         if found:
             errors += [f"{doc.where}: {err.path}: {err.message}" for err in found]
             continue
+        # Unknown step config fields, named by step alias and field path (kargo_ui.step_configs).
+        errors += [f"{doc.where}: {err}" for err in step_config_errors(doc.kind, doc.body)]
         if doc.kind != "Promotion":
             doc.model = parse_document(doc.body)
         if doc.kind == "Project":
