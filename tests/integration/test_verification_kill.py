@@ -144,6 +144,9 @@ def test_a_run_continues_from_its_measurements_after_kill_9_of_its_worker(cluste
         cluster,
     )
     before = [m for m in measurements() if m["phase"] != "Running"]
+    # The mark is written before the request is sent: wait until the request is at the server,
+    # so the worker dies holding a request that was really made.
+    wait_for("the held request", lambda: health.requests > len(before), cluster)
     cluster.kill_worker()
     health.release.set()
     health.hold.clear()
