@@ -131,6 +131,7 @@ def do_set_freight_metadata(freight: Freight, values: dict) -> Freight:
         broadcast_on_commit(freight.project_id, "freight", freight.id)
     return freight
 
+
 def do_approve(freight: Freight, stage_name: str, actor: str) -> Freight:
     """Kargo's manual approval: the Freight becomes available to the Stage regardless of upstream."""
     with transaction.atomic():
