@@ -24,7 +24,6 @@ the oracle accepts the document (and the corpus says which one that is).
 """
 
 import json
-import os
 import re
 from datetime import datetime
 from pathlib import Path
@@ -36,24 +35,9 @@ from jsonschema import Draft202012Validator, FormatChecker
 from kargo.specs import validate_document
 from tests.documents import changed
 
+from .step_schemas import SCHEMAS_DIR, needs_schemas
 
-def _schemas_dir() -> Path | None:
-    candidate = Path(__file__).resolve().parents[3] / "shared" / "kargo-schemas"
-    if candidate.is_dir():
-        return candidate
-    from_env = os.environ.get("KARGO_SCHEMAS_DIR")
-    if from_env and Path(from_env).is_dir():
-        return Path(from_env)
-    return None
-
-
-SCHEMAS_DIR = _schemas_dir()
-
-pytestmark = pytest.mark.skipif(
-    SCHEMAS_DIR is None,
-    reason="Kargo schemas not found: expected ../shared/kargo-schemas next to the project "
-    "or a directory in KARGO_SCHEMAS_DIR; the conformance oracle cannot run without them",
-)
+pytestmark = needs_schemas
 
 KARGO = "kargo.akuity.io/v1alpha1"
 ROLLOUTS = "argoproj.io/v1alpha1"

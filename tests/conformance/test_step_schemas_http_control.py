@@ -2,14 +2,14 @@
 refuse what Kargo's JSON schemas for them (../shared/kargo-schemas/steps/) accept and refuse."""
 
 import json
-from pathlib import Path
 
 import pytest
-from jsonschema import Draft202012Validator
 
 from stages.steps import StepError, get_step
 
-SCHEMAS = Path(__file__).resolve().parents[3] / "shared" / "kargo-schemas" / "steps"
+from .step_schemas import model_accepts, needs_schemas, schema_accepts
+
+pytestmark = needs_schemas
 
 H = {"name": "X", "value": "1"}
 
@@ -101,19 +101,6 @@ CASES = {
         {"updates": [{"kind": "Stage", "name": "test", "values": {"a": 1}}], "x": 1},
     ],
 }
-
-
-def schema_accepts(uses: str, config: dict) -> bool:
-    schema = json.loads((SCHEMAS / f"{uses}-config.json").read_text())
-    return Draft202012Validator(schema).is_valid(config)
-
-
-def model_accepts(uses: str, config: dict) -> bool:
-    try:
-        get_step(uses).validate(config)
-    except StepError:
-        return False
-    return True
 
 
 @pytest.mark.parametrize(
