@@ -9,19 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from stages.steps import StepContext, StepError, get_step
+from stages.steps import StepContext, StepError
 from stages.steps import untar as untar_module
-
-
-def make_ctx(tmp_path: Path) -> StepContext:
-    work = tmp_path / "work"
-    work.mkdir()
-    return StepContext(work_dir=work, project="demo", stage="test", promotion="p1", actor="admin")
-
-
-def run(ctx: StepContext, uses: str, config: dict):
-    impl = get_step(uses)
-    return impl().run(ctx, impl.validate(config))
+from tests.integration.test_steps import make_ctx, run
 
 
 @pytest.fixture

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from stages.steps import StepContext, StepError, get_step
+from stages.steps import StepContext, StepError
+from tests.integration.test_steps import make_ctx, run
 
 CARGO = """\
 # The package manifest.
@@ -32,14 +33,7 @@ name = "web"
 
 @pytest.fixture
 def ctx(tmp_path: Path) -> StepContext:
-    work = tmp_path / "work"
-    work.mkdir()
-    return StepContext(work_dir=work, project="demo", stage="test", promotion="p1", actor="admin")
-
-
-def run(ctx: StepContext, uses: str, config: dict):
-    impl = get_step(uses)
-    return impl().run(ctx, impl.validate(config))
+    return make_ctx(tmp_path)
 
 
 def write(ctx: StepContext, name: str, text: str) -> Path:
