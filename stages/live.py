@@ -80,6 +80,9 @@ class ProjectFeed:
         self.flushing = False
         self.last_flush = 0.0  # loop time of the last flush
         self.flush_tasks: set[asyncio.Task] = set()
+        # Set once start() has read the project's change number: a page that joins before then
+        # would take seq 0 and be told a different story than the pages after it.
+        self.started = asyncio.Event()
 
     async def start(self) -> None:
         self.channel = await self.layer.new_channel()
@@ -291,7 +294,17 @@ async def subscribe(project_id: int, consumer, user) -> ProjectFeed:
     feed = feeds.get(key)
     if feed is None:
         feed = feeds[key] = ProjectFeed(project_id)
-        await feed.start()
+        try:
+            await feed.start()
+        except BaseException:
+            feeds.pop(key, None)
+            raise
+        finally:
+            feed.started.set()
+    else:
+        await feed.started.wait()
+        if feeds.get(key) is not feed:
+            raise RuntimeError(f"the live feed of project {project_id} failed to start")
     feed.add(consumer, user)
     return feed
 
