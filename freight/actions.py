@@ -504,7 +504,8 @@ def do_assemble_freight(
     subscription, each among those its last discovery found. Returns (freight, created): the same
     artifacts make the same Freight, which is then returned as it is."""
     commits, images, charts = [], [], []
-    for choices in assembly_choices(warehouse):
+    subscriptions = assembly_choices(warehouse)
+    for choices in subscriptions:
         key = picks.get(choices.index, "")
         if not key:
             raise FreightError(f"choose an artifact of {choices.title}")
@@ -514,7 +515,7 @@ def do_assemble_freight(
                 f"{key[:80]!r} is not among the discovered artifacts of {choices.title}"
             )
         {"git": commits, "image": images, "chart": charts}[choices.kind].append(chosen.artifact)
-    unknown = set(picks) - {c.index for c in assembly_choices(warehouse)}
+    unknown = set(picks) - {c.index for c in subscriptions}
     if unknown:
         raise FreightError(f"the Warehouse has no subscription number {min(unknown)}")
     if alias and not ALIAS_PATTERN.fullmatch(alias):
