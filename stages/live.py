@@ -66,6 +66,7 @@ class Page:
 class ProjectFeed:
     def __init__(self, project_id: int):
         self.project_id = project_id
+        self.loop = asyncio.get_running_loop()
         self.layer = get_channel_layer()
         self.pages: dict[object, Page] = {}
         self.channel = ""
@@ -290,8 +291,13 @@ feeds: dict[tuple[int, int], ProjectFeed] = {}
 
 
 async def subscribe(project_id: int, consumer, user) -> ProjectFeed:
-    key = (id(asyncio.get_running_loop()), project_id)
+    loop = asyncio.get_running_loop()
+    key = (id(loop), project_id)
     feed = feeds.get(key)
+    if feed is not None and feed.loop is not loop:
+        # A feed of a loop that is gone whose id a new loop took over (ids are addresses):
+        # it can serve nobody.
+        feed = None
     if feed is None:
         feed = feeds[key] = ProjectFeed(project_id)
         try:
